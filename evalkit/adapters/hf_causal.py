@@ -1,0 +1,195 @@
+"""Hugging Face causal-LM adapter: batched scoring and greedy generation on CPU or CUDA.
+
+Tokenisation follows lm-eval's HFLM so that numbers are comparable: no special tokens are added,
+trailing spaces of a context move to the continuation, an empty context is replaced by the
+BOS (or EOS) prefix token, and inputs longer than the context keep their end (counted as truncated).
+Scoring pads on the right, generation on the left.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from ..batching import BatchPlan, parse_batch_size, run_batches
+from ..errors import EvalkitError
+from ..requests import (
+    Generate,
+    GenerateResponse,
+    Loglikelihood,
+    LoglikelihoodResponse,
+    RollingLoglikelihood,
+    RollingResponse,
+)
+from .base import Adapter, Progress
+from .hf_loading import load_model
+from .scoring import score_token_pairs
+
+_DTYPES = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> list[tuple[list[int], list[int]]]:
+    """lm-eval's get_rolling_token_windows(context_len=1) + make_disjoint_window.
+
+    Every token is predicted exactly once; the first window is conditioned on the prefix token,
+    later full windows on the one token before them, and the last partial window on as much
+    preceding text as fits.
+    """
+    if not tokens:
+        return []
+    windows = []
+    first = min(max_len, len(tokens))
+    windows.append(([prefix] + tokens[: first - 1], tokens[:first]))
+    done = first
+    while done < len(tokens):
+        n = min(len(tokens) - done, max_len)
+        end = done + n
+        inp = tokens[max(0, end - max_len - 1): end - 1]
+        cont = tokens[end - n: end]
+        windows.append((inp, cont))
+        done = end
+    return [(inp[: len(inp) - (len(cont) - 1)], cont) for inp, cont in windows]
+
+
+class HFCausalAdapter(Adapter):
+    name = "hf-causal"
+
+    def __init__(self, model: str | None = None, dtype: str = "auto", device: str = "auto",
+                 batch_size: str | int | None = "auto", max_length: int | None = None,
+                 trust_remote_code: bool = False, revision: str | None = None, **unknown: Any):
+        if unknown:
+            raise EvalkitError(f"hf-causal: unknown model argument(s) {', '.join(sorted(unknown))} (known: dtype, device, batch_size, max_length, revision)")
+        if dtype not in _DTYPES:
+            raise EvalkitError(f"--dtype must be one of {', '.join(_DTYPES)}, got '{dtype}'")
+        self.device = _pick_device(device)
+        torch_dtype = _DTYPES[dtype]
+        if torch_dtype == "auto":
+            torch_dtype = torch.bfloat16 if self.device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        _quiet_transformers()
+        self.model, self.tokenizer, self._identity = load_model(model, torch_dtype, trust_remote_code, revision)
+        self.model.to(self.device).eval()
+        self.dtype = str(self.model.dtype).replace("torch.", "")
+        tok = self.tokenizer
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
+        self.prefix_token_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.max_length = int(max_length or _model_max_length(self.model, tok))
+        self.plan = parse_batch_size(batch_size, self.device)
+        self.truncated = 0
+
+    # -- identity ---------------------------------------------------------------------------------
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {**self._identity, "adapter": self.name, "dtype": self.dtype, "device": self.device,
+                "max_length": self.max_length, "class": type(self.model).__name__}
+
+    def run_stats(self) -> dict[str, Any]:
+        return {"batch_size": self.plan.size, "final_batch_size": self.plan.final_size or self.plan.size,
+                "batch_size_auto": self.plan.auto, "oom_backoffs": self.plan.backoffs, "truncated_inputs": self.truncated}
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _empty_cache(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        if not context:
+            return [self.prefix_token_id], self._encode(continuation)
+        spaces = len(context) - len(context.rstrip(" "))
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        whole = self._encode(context + continuation)
+        ctx = self._encode(context)
+        return ctx, whole[len(ctx):]
+
+    def _score(self, pairs: list[tuple[list[int], list[int]]], progress: Progress | None) -> list[tuple[float, bool]]:
+        for ctx, cont in pairs:
+            if len(ctx) + len(cont) > self.max_length + 1:
+                self.truncated += 1
+        return score_token_pairs(self.model, pairs, self.max_length, self.plan, self.device, progress, self._empty_cache)
+
+    def loglikelihood(self, requests: Sequence[Loglikelihood], progress: Progress | None = None) -> list[LoglikelihoodResponse]:
+        pairs = [self._encode_pair(r.context, r.continuation) for r in requests]
+        for i, (_, cont) in enumerate(pairs):
+            if not cont:
+                raise EvalkitError(f"request {i}: the continuation {requests[i].continuation!r} is empty after tokenisation")
+        scored = self._score(pairs, progress)
+        return [LoglikelihoodResponse(lp, greedy, len(cont), len(ctx) + len(cont) > self.max_length + 1)
+                for (lp, greedy), (ctx, cont) in zip(scored, pairs)]
+
+    def loglikelihood_rolling(self, requests: Sequence[RollingLoglikelihood], progress: Progress | None = None) -> list[RollingResponse]:
+        owners, pairs = [], []
+        token_counts = []
+        for i, r in enumerate(requests):
+            tokens = self._encode(r.text)
+            token_counts.append(len(tokens))
+            for pair in rolling_windows(tokens, self.prefix_token_id, self.max_length):
+                owners.append(i)
+                pairs.append(pair)
+        scored = score_token_pairs(self.model, pairs, self.max_length, self.plan, self.device,
+                                   _per_document(progress, len(requests), len(pairs)), self._empty_cache)
+        totals = [0.0] * len(requests)
+        for owner, (lp, _) in zip(owners, scored):
+            totals[owner] += lp
+        return [RollingResponse(totals[i], token_counts[i]) for i in range(len(requests))]
+
+    # -- generation -------------------------------------------------------------------------------
+    def generate(self, requests: Sequence[Generate], progress: Progress | None = None) -> list[GenerateResponse]:
+        from .generation import generate_greedy
+
+        responses, truncated = generate_greedy(self.model, self.tokenizer, list(requests), self.max_length,
+                                               self.plan, self.device, progress, self._empty_cache)
+        self.truncated += truncated
+        return responses
+
+
+def _per_document(progress: Progress | None, n_docs: int, n_windows: int) -> Progress | None:
+    """Turn window counts into document counts, so the bar counts the requests it was given."""
+    if progress is None or n_windows == 0:
+        return progress
+    state = {"windows": 0, "reported": 0}
+
+    def update(windows: int, tokens: int) -> None:
+        state["windows"] += windows
+        docs = state["windows"] * n_docs // n_windows
+        progress(docs - state["reported"], tokens)
+        state["reported"] = docs
+
+    return update
+
+
+def _pick_device(device: str | None) -> str:
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EvalkitError(f"--device {device} asked for, but no CUDA device is available; use --device cpu or auto")
+    if device not in ("cpu", "mps") and not device.startswith("cuda"):
+        raise EvalkitError(f"--device must be auto, cpu, cuda or cuda:N, got '{device}'")
+    return device
+
+
+def _quiet_transformers() -> None:
+    """No weight-loading bars or over-length warnings: evalkit truncates itself and reports it."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _model_max_length(model, tok) -> int:
+    """lm-eval's rule: the model config's context size, else the tokenizer's, else 2048."""
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(model.config, attr, None)
+        if value:
+            return int(value)
+    if tok.model_max_length and tok.model_max_length < 1_000_000:
+        return int(tok.model_max_length)
+    return 2048
+
+
+__all__ = ["HFCausalAdapter", "BatchPlan", "rolling_windows"]

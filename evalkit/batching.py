@@ -1,0 +1,95 @@
+"""Batch planning: length-sorted batches, a token budget, and out-of-memory back-off.
+
+`run_batches` walks items in a fixed order, so a batch that runs out of memory is halved and
+retried from the same position: no request is lost or run twice, and the final size is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+AUTO_START_CUDA = 256
+AUTO_START_CPU = 32
+
+
+def is_oom(err: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(err, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    text = str(err).lower()
+    return isinstance(err, (RuntimeError, MemoryError)) and ("out of memory" in text or isinstance(err, MemoryError))
+
+
+@dataclass
+class BatchPlan:
+    """`size`: rows per batch; `token_budget`: padded tokens per batch (rows x longest row), 0 for none."""
+
+    size: int
+    auto: bool = False
+    token_budget: int = 0
+    final_size: int = 0
+    backoffs: int = 0
+
+
+def parse_batch_size(value: str | int | None, device: str) -> BatchPlan:
+    from .errors import EvalkitError
+
+    if value in (None, "", "auto"):
+        return BatchPlan(size=AUTO_START_CUDA if device.startswith("cuda") else AUTO_START_CPU, auto=True)
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise EvalkitError(f"--batch-size must be a positive integer or 'auto', got '{value}'") from None
+    if size < 1:
+        raise EvalkitError(f"--batch-size must be a positive integer or 'auto', got '{value}'")
+    return BatchPlan(size=size)
+
+
+def run_batches(
+    items: Sequence[T],
+    lengths: Sequence[int],
+    plan: BatchPlan,
+    fn: Callable[[list[T]], list[R]],
+    on_done: Callable[[list[T], list[R]], None] | None = None,
+    empty_cache: Callable[[], None] | None = None,
+) -> list[R]:
+    """Run `fn` over consecutive batches of `items` (already sorted by the caller).
+
+    A batch takes up to `plan.size` rows, fewer when rows x longest length would pass the token
+    budget. On out-of-memory the size halves and the same batch is retried (only when `plan.auto`).
+    """
+    results: list[R] = []
+    pos = 0
+    size = plan.size
+    while pos < len(items):
+        take = min(size, len(items) - pos)
+        if plan.token_budget:
+            longest = max(lengths[pos:pos + take]) if take else 1
+            take = max(1, min(take, plan.token_budget // max(1, longest)))
+        batch = list(items[pos:pos + take])
+        try:
+            out = fn(batch)
+        except Exception as err:  # noqa: BLE001 - only OOM is handled, everything else re-raised
+            if not (plan.auto and is_oom(err)) or take == 1:
+                raise
+            if empty_cache:
+                empty_cache()
+            size = max(1, take // 2)
+            plan.backoffs += 1
+            continue
+        if len(out) != len(batch):
+            raise RuntimeError(f"adapter returned {len(out)} results for a batch of {len(batch)}")
+        results.extend(out)
+        if on_done:
+            on_done(batch, out)
+        pos += take
+    plan.final_size = size
+    return results

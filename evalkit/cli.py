@@ -1,0 +1,140 @@
+"""The `evalkit` command: run, tasks, validate (and the table/comparison commands)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable
+
+from .errors import EvalkitError
+
+
+def _model_args(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise EvalkitError(f"--model-arg takes KEY=VALUE, got '{pair}'")
+        out[key.replace("-", "_")] = int(value) if value.isdigit() else value
+    return out
+
+
+def _limit(value: str) -> int | None:
+    if value in ("", "none", "None"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got '{value}'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got '{value}'")
+    return n
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .engine import RunOptions, evaluate
+    from .summary import summary_table
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise EvalkitError("--tasks is empty; pass task names from `evalkit tasks`, e.g. --tasks imdb,sst2")
+    options = RunOptions(
+        tasks=tasks, model=args.model or None, adapter=args.adapter, model_args=_model_args(args.model_arg),
+        limit=args.limit, seed=args.seed, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        data_dir=args.data_dir or None, output=args.output, bootstrap_iters=args.bootstrap_iters,
+        trust_remote_code=args.trust_remote_code, progress=not args.no_progress,
+    )
+    run_dir, results = evaluate(options, log=lambda msg: print(msg, file=sys.stderr))
+    print(summary_table(results))
+    print(f"\nresults: {run_dir / 'results.json'}")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from .tasks import available_tasks, load_task_file
+
+    for name, path in sorted(available_tasks().items()):
+        try:
+            spec = load_task_file(path)
+            metrics = ", ".join(m.name for m in spec.metrics)
+            print(f"{name:<14} {spec.kind:<16} {metrics:<28} {spec.description}")
+        except EvalkitError as err:
+            print(f"{name:<14} INVALID: {err}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .tasks import load_task_file
+
+    for path in args.files:
+        spec = load_task_file(path)
+        print(f"{path}: ok (task '{spec.task}', kind {spec.kind}, config hash {spec.config_hash})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalkit", description="Evaluate language models on YAML-defined tasks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate a model on tasks and write results")
+    run.add_argument("--model", default=os.environ.get("EVALKIT_MODEL", ""),
+                     help="hub id, local folder or .gguf file (default: the bundled SmolLM2-135M-Instruct)")
+    run.add_argument("--adapter", default="hf-causal", help="model adapter (default: hf-causal)")
+    run.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                     help="extra adapter argument, repeatable (e.g. --model-arg max_length=512)")
+    run.add_argument("--tasks", required=True, help="comma-separated task names or YAML paths")
+    run.add_argument("--limit", type=_limit, default=None, help="evaluate a seeded random sample of N documents per task")
+    run.add_argument("--seed", type=int, default=1234, help="seed for --limit sampling, few-shot and bootstrap (default 1234)")
+    run.add_argument("--batch-size", default="auto", help="integer or 'auto' (largest that fits, halves on OOM)")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    run.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    run.add_argument("--data-dir", default=os.environ.get("EVALKIT_DATA_DIR", ""),
+                     help="read task data from local files laid out like ../shared/data instead of the hub")
+    run.add_argument("--output", default="results", help="results directory (default: results)")
+    run.add_argument("--bootstrap-iters", type=int, default=1000, help="bootstrap resamples for standard errors (default 1000)")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow model repositories to run their own code")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.set_defaults(func=cmd_run)
+
+    tasks = sub.add_parser("tasks", help="list the available tasks")
+    tasks.set_defaults(func=cmd_tasks)
+
+    validate = sub.add_parser("validate", help="check task YAML files")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=cmd_validate)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions() -> list[Callable[[Any], None]]:
+    """Subcommands that live in their own modules (leaderboard, report, compare, ...)."""
+    from importlib import import_module
+
+    found = []
+    for module in ("leaderboard_cli", "report_cli", "compare_cli"):
+        try:
+            found.append(import_module(f"{__package__}.{module}").register)
+        except ModuleNotFoundError as err:
+            if err.name != f"{__package__}.{module}":
+                raise
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except EvalkitError as err:
+        print(f"evalkit: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("evalkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""The one error type a user can cause. The CLI prints its message on one line and exits 2."""
+
+
+class EvalkitError(Exception):
+    """A problem the user can fix: a bad task file, a missing data file, an unknown model.
+
+    The message must say what is wrong and what to do about it, on one line.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))

@@ -1,0 +1,57 @@
+"""Small frozen request and response records: what the engine asks an adapter, and what it gets back.
+
+An adapter never sees a task; it only sees these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Loglikelihood:
+    """log P(continuation | context)."""
+
+    context: str
+    continuation: str
+
+
+@dataclass(frozen=True)
+class RollingLoglikelihood:
+    """log P(text), scored in disjoint windows of the model's context (lm-eval's convention)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Greedy continuation of context, cut at the first stop sequence."""
+
+    context: str
+    until: tuple[str, ...] = ()
+    max_new_tokens: int = 64
+
+
+@dataclass(frozen=True)
+class LoglikelihoodResponse:
+    logprob: float
+    is_greedy: bool
+    n_tokens: int
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class RollingResponse:
+    logprob: float
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class GenerateResponse:
+    text: str
+    n_tokens: int
+    truncated: bool = False
+    stopped_by: str | None = field(default=None)
+
+
+Request = Loglikelihood | RollingLoglikelihood | Generate

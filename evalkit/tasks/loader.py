@@ -1,0 +1,254 @@
+"""Load task YAML files safely and turn them into validated TaskSpecs.
+
+YAML goes through `yaml.safe_load` only: no tag can construct Python objects, and no task file
+can name Python code to run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import EvalkitError
+from .spec import (
+    KINDS,
+    LOCAL_FORMATS,
+    DatasetSpec,
+    FewShotSpec,
+    GenerationSpec,
+    HubSource,
+    LocalSource,
+    MetricSpec,
+    SacrebleuSource,
+    TaskSpec,
+)
+
+_TOP_KEYS = {
+    "task", "kind", "dataset", "doc_to_text", "metrics", "version", "description", "fields",
+    "doc_to_target", "references_field", "doc_to_count", "choices", "labels", "target_delimiter",
+    "fewshot", "generation",
+}
+
+
+class _Fields:
+    """Reads fields from one mapping and reports errors as `file: field 'a.b': problem`."""
+
+    def __init__(self, data: Any, where: str, path: str):
+        self.where, self.path = where, path
+        if not isinstance(data, dict):
+            self.fail(f"must be a mapping, got {type(data).__name__}")
+        self.data = data
+
+    def fail(self, problem: str, key: str | None = None) -> None:
+        name = f"{self.path}.{key}" if self.path and key else (key or self.path or "<top>")
+        raise EvalkitError(f"{self.where}: field '{name}': {problem}")
+
+    def check_keys(self, allowed: set[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                self.fail(f"unknown field (allowed: {', '.join(sorted(allowed))})", str(key))
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        if key not in self.data or self.data[key] is None:
+            if required:
+                self.fail("is required", key)
+            return default
+        value = self.data[key]
+        if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.fail(f"must be {names}, got {type(value).__name__}", key)
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.get(key, (list, str), default=[])
+        if isinstance(value, str):
+            value = [value]
+        for i, item in enumerate(value):
+            if not isinstance(item, (str, int, float)) or isinstance(item, bool):
+                self.fail(f"item {i} must be a string", key)
+        return tuple(str(v) for v in value)
+
+    def sub(self, key: str) -> "_Fields | None":
+        if key not in self.data or self.data[key] is None:
+            return None
+        return _Fields(self.data[key], self.where, f"{self.path}.{key}" if self.path else key)
+
+
+def parse_task(raw: Any, where: str) -> TaskSpec:
+    from ..metrics import metric_names  # names only; no metric code is imported here
+
+    top = _Fields(raw, where, "")
+    top.check_keys(_TOP_KEYS)
+    kind = top.get("kind", str, required=True)
+    if kind not in KINDS:
+        top.fail(f"unknown kind '{kind}' (use one of: {', '.join(KINDS)})", "kind")
+    dataset = _parse_dataset(top.sub("dataset") or top.fail("is required", "dataset"))
+
+    metrics = []
+    raw_metrics = top.get("metrics", list, required=True)
+    if not raw_metrics:
+        top.fail("must list at least one metric", "metrics")
+    known = metric_names(kind)
+    for i, item in enumerate(raw_metrics):
+        m = _Fields({"name": item} if isinstance(item, str) else item, where, f"metrics[{i}]")
+        m.check_keys({"name", "options"})
+        name = m.get("name", str, required=True)
+        if name not in known:
+            m.fail(f"unknown metric '{name}' for kind {kind} (known: {', '.join(known)})", "name")
+        metrics.append(MetricSpec(name=name, options=dict(m.get("options", dict, default={}))))
+
+    fewshot_f = top.sub("fewshot")
+    fewshot = FewShotSpec()
+    if fewshot_f:
+        fewshot_f.check_keys({"k", "split", "local", "seed", "delimiter"})
+        fewshot = FewShotSpec(
+            k=fewshot_f.get("k", int, 0), split=fewshot_f.get("split", str),
+            local=fewshot_f.get("local", str), seed=fewshot_f.get("seed", int, 1234),
+            delimiter=fewshot_f.get("delimiter", str, "\n\n"),
+        )
+        if fewshot.k < 0:
+            fewshot_f.fail("must be >= 0", "k")
+    gen_f = top.sub("generation")
+    generation = GenerationSpec()
+    if gen_f:
+        gen_f.check_keys({"max_new_tokens", "until"})
+        generation = GenerationSpec(max_new_tokens=gen_f.get("max_new_tokens", int, 64), until=gen_f.strings("until"))
+        if generation.max_new_tokens < 1:
+            gen_f.fail("must be >= 1", "max_new_tokens")
+
+    fields = top.get("fields", dict, default={})
+    spec = TaskSpec(
+        task=top.get("task", str, required=True),
+        kind=kind,
+        dataset=dataset,
+        doc_to_text=top.get("doc_to_text", str, required=True),
+        metrics=tuple(metrics),
+        version=top.get("version", str, "1"),
+        description=top.get("description", str, ""),
+        fields={str(k): str(v) for k, v in fields.items()},
+        doc_to_target=top.get("doc_to_target", str),
+        references_field=top.get("references_field", str),
+        doc_to_count=top.get("doc_to_count", str),
+        choices=top.strings("choices"),
+        labels=top.strings("labels"),
+        target_delimiter=top.get("target_delimiter", str, " "),
+        fewshot=fewshot,
+        generation=generation,
+        source_file=where,
+    )
+    _check_kind_fields(spec, top)
+    from .prompts import check_template
+
+    for key in ("doc_to_text", "doc_to_target", "doc_to_count"):
+        if getattr(spec, key):
+            try:
+                check_template(getattr(spec, key))
+            except EvalkitError as err:
+                top.fail(str(err), key)
+    return spec
+
+
+def _check_kind_fields(spec: TaskSpec, top: _Fields) -> None:
+    if spec.kind == "multiple_choice":
+        if len(spec.choices) < 2:
+            top.fail("a multiple_choice task needs at least two choices", "choices")
+        if spec.labels and len(spec.labels) != len(spec.choices):
+            top.fail(f"has {len(spec.labels)} labels for {len(spec.choices)} choices", "labels")
+        if not spec.doc_to_target:
+            top.fail("is required for multiple_choice (a template giving the gold label or index)", "doc_to_target")
+        for metric in spec.metrics:
+            pos = metric.options.get("positive")
+            if pos is not None and str(pos) not in spec.label_names:
+                top.fail(f"positive label '{pos}' is not one of the labels {list(spec.label_names)}", "metrics")
+    elif spec.kind == "generate":
+        if not spec.doc_to_target and not spec.references_field:
+            top.fail("a generate task needs doc_to_target or references_field", "doc_to_target")
+
+
+def _parse_dataset(f: _Fields) -> DatasetSpec:
+    f.check_keys({"hub", "sacrebleu", "local"})
+    hub = sacre = local = None
+    if (h := f.sub("hub")) is not None:
+        h.check_keys({"path", "name", "split"})
+        hub = HubSource(path=h.get("path", str, required=True), name=h.get("name", str), split=h.get("split", str, "test"))
+    if (s := f.sub("sacrebleu")) is not None:
+        s.check_keys({"test_set", "langpair"})
+        sacre = SacrebleuSource(test_set=s.get("test_set", str, required=True), langpair=s.get("langpair", str, required=True))
+    if (lf := f.sub("local")) is not None:
+        lf.check_keys({"path", "format", "split_on", "text_field", "label_field", "source", "references"})
+        fmt = lf.get("format", str, required=True)
+        if fmt not in LOCAL_FORMATS:
+            lf.fail(f"unknown format '{fmt}' (use one of: {', '.join(LOCAL_FORMATS)})", "format")
+        path = lf.get("path", str, required=True)
+        if os.path.isabs(path) or ".." in Path(path).parts:
+            lf.fail("must be a relative path inside the data directory (no '..')", "path")
+        local = LocalSource(
+            path=path, format=fmt, split_on=lf.get("split_on", str),
+            text_field=lf.get("text_field", str, "text"), label_field=lf.get("label_field", str, "label"),
+            source=lf.get("source", str), references=lf.strings("references"),
+        )
+        if fmt == "parallel" and (not local.source or not local.references):
+            lf.fail("format 'parallel' needs 'source' and 'references' files", "source")
+    if not (hub or sacre or local):
+        f.fail("needs at least one of hub, sacrebleu or local")
+    return DatasetSpec(hub=hub, sacrebleu=sacre, local=local)
+
+
+def load_task_file(path: str | os.PathLike) -> TaskSpec:
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise EvalkitError(f"{where}: task file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise EvalkitError(f"{where}: invalid YAML{line}: {problem}") from None
+    except UnicodeDecodeError:
+        raise EvalkitError(f"{where}: not UTF-8 text") from None
+    return parse_task(raw, where)
+
+
+def tasks_dirs() -> list[Path]:
+    """Where task names are looked up: $EVALKIT_TASKS_DIR, ./tasks, then the tasks shipped beside the package."""
+    dirs = []
+    if env := os.environ.get("EVALKIT_TASKS_DIR"):
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs += [Path.cwd() / "tasks", Path(__file__).resolve().parents[2] / "tasks"]
+    seen, out = set(), []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in seen:
+            seen.add(d.resolve())
+            out.append(d)
+    return out
+
+
+def available_tasks() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in tasks_dirs():
+        for f in sorted(d.glob("*.yaml")):
+            found.setdefault(f.stem, f)
+    return found
+
+
+def resolve_task(name_or_path: str) -> TaskSpec:
+    """A task name (looked up in tasks_dirs) or a path to a YAML file."""
+    if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
+        return load_task_file(name_or_path)
+    known = available_tasks()
+    if name_or_path not in known:
+        raise EvalkitError(
+            f"unknown task '{name_or_path}' (known: {', '.join(sorted(known)) or 'none'}); "
+            "pass a task name from `evalkit tasks` or a path to a YAML file"
+        )
+    spec = load_task_file(known[name_or_path])
+    if spec.task != name_or_path:
+        raise EvalkitError(f"{known[name_or_path]}: field 'task': is '{spec.task}' but the file is named '{name_or_path}.yaml'")
+    return spec
