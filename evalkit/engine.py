@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ class RunOptions:
     adapter: str = "hf-causal"
     model_args: dict[str, Any] = field(default_factory=dict)
     limit: int | None = None
+    fewshot: int | None = None  # overrides each task's fewshot.k (changes its config hash)
     seed: int = 1234
     batch_size: str | int = "auto"
     device: str = "auto"
@@ -56,6 +57,8 @@ class PreparedTask:
 
 
 def prepare_task(spec: TaskSpec, options: RunOptions) -> PreparedTask:
+    if options.fewshot is not None and spec.kind != "perplexity":
+        spec = replace(spec, fewshot=replace(spec.fewshot, k=options.fewshot))
     all_docs = load_documents(spec, options.data_dir)
     chosen = select_documents(all_docs, options.limit, options.seed)
     pool = load_fewshot_pool(spec, options.data_dir) or all_docs
@@ -184,7 +187,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "command": " ".join(sys.argv),
         "model": identity,
         "config": {
-            "limit": options.limit, "seed": options.seed, "batch_size": str(options.batch_size),
+            "limit": options.limit, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
             "bootstrap_iters": options.bootstrap_iters, "data_dir": options.data_dir,
             "tasks": {p.spec.task: {"hash": p.spec.config_hash, "version": p.spec.version, "spec": p.spec.to_dict()}
                       for p in prepared},
