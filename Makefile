@@ -31,3 +31,27 @@ eval:
 		$(if $(LIMIT),--limit $(LIMIT)) \
 		$(if $(DATA_DIR),--data-dir "$(DATA_DIR)") \
 		--batch-size $(BATCH_SIZE) --device $(DEVICE) --output "$(OUTPUT)"
+
+# Tables and reports over a results directory: `make leaderboard FORMAT=md`, `make report OUT=report.html`.
+RESULTS ?= $(OUTPUT)
+FORMAT ?= table
+OUT ?=
+
+.PHONY: leaderboard report
+leaderboard:
+	$(VENV)/bin/evalkit leaderboard "$(RESULTS)" --format $(FORMAT) $(if $(OUT),-o "$(OUT)")
+
+report:
+	$(VENV)/bin/evalkit report "$(RESULTS)" -o "$(or $(OUT),$(RESULTS)/report.html)"
+
+# Guard a checkpoint: `make regress BASELINE=results/<run> MODEL=<candidate>` (or SPEC=regress.yaml);
+# TOLERANCE="accuracy=0.01 bits_per_byte=2%". Exit 1 when a metric regressed significantly.
+BASELINE ?=
+SPEC ?=
+TOLERANCE ?=
+
+.PHONY: regress
+regress:
+	$(VENV)/bin/evalkit regress $(if $(SPEC),"$(SPEC)",--baseline "$(BASELINE)") --model "$(MODEL)" \
+		--batch-size $(BATCH_SIZE) --device $(DEVICE) --output "$(OUTPUT)" \
+		$(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(foreach t,$(TOLERANCE),--tolerance "$(t)")

@@ -14,6 +14,10 @@ R = TypeVar("R")
 
 AUTO_START_CUDA = 256
 AUTO_START_CPU = 32
+# --batch-size auto: rows per batch are also capped by padded tokens (rows x longest row), so short
+# requests share big batches and long ones small batches
+AUTO_TOKEN_BUDGET_CUDA = 256 * 1024
+AUTO_TOKEN_BUDGET_CPU = 16 * 1024
 
 
 def is_oom(err: BaseException) -> bool:
@@ -43,7 +47,9 @@ def parse_batch_size(value: str | int | None, device: str) -> BatchPlan:
     from .errors import EvalkitError
 
     if value in (None, "", "auto"):
-        return BatchPlan(size=AUTO_START_CUDA if device.startswith("cuda") else AUTO_START_CPU, auto=True)
+        cuda = device.startswith("cuda")
+        return BatchPlan(size=4 * (AUTO_START_CUDA if cuda else AUTO_START_CPU), auto=True,
+                         token_budget=AUTO_TOKEN_BUDGET_CUDA if cuda else AUTO_TOKEN_BUDGET_CPU)
     try:
         size = int(value)
     except (TypeError, ValueError):

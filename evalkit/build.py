@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import EvalkitError
 from .requests import Generate, Loglikelihood, Request, RollingLoglikelihood
-from .tasks.prompts import render
+from .tasks.prompts import check_unicode, render
 from .tasks.spec import TaskSpec
 
 
@@ -44,10 +44,10 @@ def references(spec: TaskSpec, doc: dict[str, Any]) -> list[str]:
         if spec.references_field not in doc:
             raise EvalkitError(f"{where}: references_field '{spec.references_field}' is missing (the document has: {', '.join(map(str, doc))})")
         value = doc[spec.references_field]
-        refs = [value] if isinstance(value, str) else list(value)
+        refs = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
         if not refs or not all(isinstance(r, str) for r in refs):
             raise EvalkitError(f"{where}: references_field '{spec.references_field}' must be a string or a non-empty list of strings")
-        return refs
+        return [check_unicode(r, f"{where} references_field") for r in refs]
     return [render(spec.doc_to_target or "", doc, f"{where} doc_to_target")]
 
 

@@ -33,6 +33,7 @@ def _limit(value: str) -> int | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .cachedir import cache_root
     from .engine import RunOptions, evaluate
     from .summary import summary_table
 
@@ -44,9 +45,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit, fewshot=args.fewshot, seed=args.seed, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
         data_dir=args.data_dir or None, output=args.output, bootstrap_iters=args.bootstrap_iters,
         trust_remote_code=args.trust_remote_code, progress=not args.no_progress,
+        cache_dir=None if args.no_cache else (args.cache_dir or str(cache_root())),
     )
     run_dir, results = evaluate(options, log=lambda msg: print(msg, file=sys.stderr))
     print(summary_table(results))
+    cache = results.get("run", {}).get("cache")
+    if cache:
+        print(f"cache: {cache['hits']} requests answered from {cache['path']}, {cache['computed']} computed by the model",
+              file=sys.stderr)
     print(f"\nresults: {run_dir / 'results.json'}")
     return 0
 
@@ -97,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bootstrap-iters", type=int, default=1000, help="bootstrap resamples for standard errors (default 1000)")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model repositories to run their own code")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--cache-dir", default="", metavar="DIR",
+                     help="response cache folder (default: $EVALKIT_CACHE_DIR or ~/.cache/evalkit); a rerun or a "
+                          "resumed run computes only the requests that are not cached")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     run.set_defaults(func=cmd_run)
 
     tasks = sub.add_parser("tasks", help="list the available tasks")

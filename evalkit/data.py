@@ -7,6 +7,7 @@ seeded random sample of doc_ids, so a split sorted by label never becomes one cl
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import re
@@ -58,8 +59,12 @@ def select_documents(docs: list[dict[str, Any]], limit: int | None, seed: int) -
 
 def resolve_under(root: Path, relative: str, task: str) -> Path:
     """A path inside root; `..` escapes and absolute paths are refused."""
-    root_r = root.resolve()
-    target = (root_r / relative).resolve()
+    try:
+        root_r = root.resolve()
+        target = (root_r / relative).resolve()  # follows symlinks: a link out of the data directory is refused too
+        target.exists()
+    except (OSError, ValueError) as err:  # a NUL byte, a name too long
+        raise EvalkitError(f"task '{task}': data path {relative!r} cannot be used ({err}); fix dataset.local in the task file") from None
     if Path(relative).is_absolute() or not target.is_relative_to(root_r):
         raise EvalkitError(f"task '{task}': data path '{relative}' escapes the data directory {root}; use a path inside it")
     return target
@@ -103,7 +108,7 @@ def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = N
     text = _read_text(target, task)
     if fmt == "jsonl":
         rows = []
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 and \r may sit inside a JSON string
             if line.strip():
                 rows.append(_json_object(line, f"{target}:{n}", task))
         return rows
@@ -113,15 +118,19 @@ def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = N
             raise EvalkitError(f"task '{task}': {target} must hold a JSON list of objects")
         return data
     if fmt in ("csv", "tsv"):
+        lines = io.StringIO(text, newline="")  # quoted fields keep their line breaks
         if fmt == "tsv":
-            reader = csv.DictReader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE)
+            reader = csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
         else:
-            reader = csv.DictReader(text.splitlines())
+            reader = csv.DictReader(lines)
         rows = []
-        for n, row in enumerate(reader, 2):
-            if None in row or any(v is None for v in row.values()):
-                raise EvalkitError(f"task '{task}': {target}:{n}: the row has a different number of columns than the header")
-            rows.append(dict(row))
+        try:
+            for row in reader:
+                if None in row or any(v is None for v in row.values()):
+                    raise EvalkitError(f"task '{task}': {target}:{reader.line_num}: the row has a different number of columns than the header")
+                rows.append(dict(row))
+        except csv.Error as err:
+            raise EvalkitError(f"task '{task}': {target}:{reader.line_num}: malformed {fmt.upper()}: {err}") from None
         return rows
     if fmt == "text":
         return _split_text(text, src, task)

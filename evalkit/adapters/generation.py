@@ -1,4 +1,11 @@
-"""Greedy batched generation with left padding; each row stops at EOS or its first stop sequence."""
+"""Greedy batched generation with left padding; each row stops at EOS or its first stop sequence.
+
+The key-value cache is preallocated (transformers' static cache) where the model supports it: no
+cache is re-concatenated at every step, and on CUDA transformers compiles the decoding step into
+CUDA graphs. A model that cannot use it falls back to the eager dynamic cache, with the same
+tokens. Stop sequences are checked on the last few tokens of the rows still running, and the batch
+ends as soon as every row has stopped.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +14,45 @@ from typing import Callable
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from ..batching import BatchPlan, run_batches
+from ..batching import BatchPlan, is_oom, run_batches
 from ..errors import EvalkitError
 from ..requests import Generate, GenerateResponse
+from .tokens import encode_text
+
+CACHE_MODES = ("auto", "static", "dynamic")
+_CUDA_CACHE_BUCKET = 256  # static cache lengths on CUDA are rounded up to this, so few shapes get compiled
+_TAIL_SLACK = 4  # tokens decoded beyond the longest stop sequence's length in characters
 
 
 class _StopSequences(StoppingCriteria):
-    """Marks a row done once its generated text contains a stop sequence."""
+    """Marks a row done once its generated text contains a stop sequence, or it produced EOS.
 
-    def __init__(self, tokenizer, prompt_width: int, until: tuple[str, ...]):
+    Only rows still running are looked at, and only their last tokens are decoded; a stop sequence
+    seen there is confirmed on the row's whole text, so no row ever stops early.
+    """
+
+    def __init__(self, tokenizer, prompt_width: int, until: tuple[str, ...], eos: list[int], n_rows: int, device):
         self.tokenizer, self.prompt_width, self.until = tokenizer, prompt_width, until
+        self.tail = max((len(s) for s in until), default=0) + _TAIL_SLACK
+        self.eos = torch.tensor(eos, dtype=torch.long, device=device)
+        self.stopped_at: list[int | None] = [None] * n_rows  # tokens generated when a stop sequence appeared
+        self.done = torch.zeros(n_rows, dtype=torch.bool, device=device)
 
     def __call__(self, input_ids, scores, **kwargs):
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width:], skip_special_tokens=True)
-        return torch.tensor([any(stop in text for stop in self.until) for text in texts], device=input_ids.device)
+        generated = input_ids[:, self.prompt_width:]
+        self.done |= torch.isin(generated[:, -1], self.eos)
+        running = (~self.done).nonzero().flatten().tolist()
+        if self.until and running:
+            tails = self.tokenizer.batch_decode(generated[running, -self.tail:].tolist(), skip_special_tokens=True)
+            for row, tail in zip(running, tails):
+                if any(stop in tail for stop in self.until) and self._stops(generated[row]):
+                    self.stopped_at[row] = generated.shape[1]
+                    self.done[row] = True
+        return self.done.clone()
+
+    def _stops(self, tokens) -> bool:
+        text = self.tokenizer.decode(tokens.tolist(), skip_special_tokens=True)
+        return any(stop in text for stop in self.until)
 
 
 def cut_at_stop(text: str, until: tuple[str, ...]) -> tuple[str, str | None]:
@@ -33,41 +65,80 @@ def cut_at_stop(text: str, until: tuple[str, ...]) -> tuple[str, str | None]:
     return text[:best], which
 
 
-@torch.inference_mode()
-def _generate_batch(model, tokenizer, batch, until, max_new, device):
-    width = max(len(ids) for _, ids in batch)
-    pad = tokenizer.pad_token_id
-    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for b, (_, ids) in enumerate(batch):
-        input_ids[b, width - len(ids):] = torch.tensor(ids)
-        mask[b, width - len(ids):] = 1
-    criteria = StoppingCriteriaList([_StopSequences(tokenizer, width, until)]) if until else None
-    out = model.generate(
-        input_ids=input_ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
-        do_sample=False, temperature=None, top_p=None, top_k=None, num_beams=1,
-        pad_token_id=pad, stopping_criteria=criteria,
-    )
-    new = out[:, width:].cpu()
-    eos = {t for t in ([model.generation_config.eos_token_id] if isinstance(model.generation_config.eos_token_id, int)
-                       else (model.generation_config.eos_token_id or [])) if t is not None}
-    eos.add(tokenizer.eos_token_id)
-    results = []
-    for row in new.tolist():
-        n = len(row)
-        for k, token in enumerate(row):
-            if token in eos:
-                n = k
+def eos_ids(model, tokenizer) -> list[int]:
+    configured = model.generation_config.eos_token_id
+    ids = [configured] if isinstance(configured, int) else list(configured or [])
+    ids.append(tokenizer.eos_token_id)
+    return sorted({t for t in ids if t is not None})
+
+
+class Generator:
+    """Greedy generation for one model; remembers whether the static cache works for it."""
+
+    def __init__(self, model, tokenizer, device: str, cache: str = "auto"):
+        if cache not in CACHE_MODES:
+            raise EvalkitError(f"kv_cache must be one of {', '.join(CACHE_MODES)}, got '{cache}'")
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        self.static = cache != "dynamic"
+        self.strict = cache == "static"
+        self.eos = eos_ids(model, tokenizer)
+
+    @property
+    def cache_mode(self) -> str:
+        return "static" if self.static else "dynamic"
+
+    def _cache_args(self, rows: int, width: int, max_new: int) -> dict:
+        if not self.static:
+            return {}
+        if self.device.startswith("cuda"):
+            from transformers import StaticCache
+
+            length = -(-(width + max_new) // _CUDA_CACHE_BUCKET) * _CUDA_CACHE_BUCKET
+            return {"past_key_values": StaticCache(config=self.model.config, max_cache_len=length)}
+        return {"cache_implementation": "static"}
+
+    @torch.inference_mode()
+    def generate_batch(self, batch: list[tuple[int, list[int]]], until: tuple[str, ...], max_new: int):
+        width = max(len(ids) for _, ids in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for b, (_, ids) in enumerate(batch):
+            input_ids[b, width - len(ids):] = torch.tensor(ids)
+            mask[b, width - len(ids):] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        while True:
+            criteria = _StopSequences(self.tokenizer, width, until, self.eos, len(batch), self.device)
+            try:
+                out = self.model.generate(
+                    input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
+                    temperature=None, top_p=None, top_k=None, num_beams=1, pad_token_id=pad, eos_token_id=self.eos,
+                    stopping_criteria=StoppingCriteriaList([criteria]), **self._cache_args(len(batch), width, max_new),
+                )
                 break
-        text = tokenizer.decode(row[:n], skip_special_tokens=True)
-        text, stopped = cut_at_stop(text, until)
-        results.append((text, n, stopped))
-    return results
+            except Exception as err:  # noqa: BLE001 - a model without static-cache support: retry eagerly
+                if not self.static or self.strict or is_oom(err):
+                    raise
+                self.static = False
+        return self._decode(out[:, width:], criteria.stopped_at, until)
+
+    def _decode(self, new: torch.Tensor, stopped_at: list[int | None], until: tuple[str, ...]):
+        is_eos = torch.isin(new, torch.tensor(self.eos, dtype=torch.long, device=new.device))
+        first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), new.shape[1]).tolist()
+        lengths = [min(e, s if s is not None else e) for e, s in zip(first_eos, stopped_at)]
+        rows = new.cpu().tolist()
+        texts = self.tokenizer.batch_decode([row[:n] for row, n in zip(rows, lengths)], skip_special_tokens=True)
+        results = []
+        for text, n in zip(texts, lengths):
+            text, stopped = cut_at_stop(text, until)
+            results.append((text, n, stopped))
+        return results
 
 
-def generate_greedy(model, tokenizer, requests: list[Generate], max_len: int, plan: BatchPlan, device: str,
+def generate_greedy(generator: Generator, requests: list[Generate], max_len: int, plan: BatchPlan,
                     progress: Callable[[int, int], None] | None = None,
                     empty_cache: Callable[[], None] | None = None) -> tuple[list[GenerateResponse], int]:
+    tokenizer = generator.tokenizer
     responses: list[GenerateResponse | None] = [None] * len(requests)
     truncated_total = 0
     groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
@@ -78,8 +149,8 @@ def generate_greedy(model, tokenizer, requests: list[Generate], max_len: int, pl
         if room < 1:
             raise EvalkitError(f"max_new_tokens {max_new} leaves no room for a prompt in the model's context of {max_len}")
         encoded = {}
-        for i in members:
-            ids = tokenizer(requests[i].context, add_special_tokens=False)["input_ids"]
+        all_ids = [encode_text(tokenizer, requests[i].context) for i in members]
+        for i, ids in zip(members, all_ids):
             if len(ids) > room:
                 truncated_total += 1
             encoded[i] = (len(ids) > room, ids[-room:] or [tokenizer.eos_token_id])
@@ -90,8 +161,8 @@ def generate_greedy(model, tokenizer, requests: list[Generate], max_len: int, pl
             if progress:
                 progress(len(batch), sum(len(ids) for _, ids in batch) + sum(n for _, n, _ in out))
 
-        outs = run_batches(items, [len(ids) for _, ids in items], plan,
-                           lambda batch: _generate_batch(model, tokenizer, batch, until, max_new, device), done, empty_cache)
+        outs = run_batches(items, [len(ids) + max_new for _, ids in items], plan,
+                           lambda batch: generator.generate_batch(batch, until, max_new), done, empty_cache)
         for (i, _), (text, n, stopped) in zip(items, outs):
             responses[i] = GenerateResponse(text=text, n_tokens=n, truncated=encoded[i][0], stopped_by=stopped)
     return [r for r in responses if r is not None], truncated_total

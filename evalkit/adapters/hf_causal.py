@@ -1,8 +1,9 @@
 """Hugging Face causal-LM adapter: batched scoring and greedy generation on CPU or CUDA.
 
-Tokenisation follows lm-eval's HFLM so that numbers are comparable: no special tokens are added,
-trailing spaces of a context move to the continuation, an empty context is replaced by the
-BOS (or EOS) prefix token, and inputs longer than the context keep their end (counted as truncated).
+Tokenisation follows lm-eval 0.4's HFLM so that numbers are comparable: the tokenizer's default
+special tokens are added (BOS for Llama tokenizers, see tokens.py), trailing whitespace of a context
+moves to the continuation, an empty context is replaced by the BOS (or EOS) prefix token, and inputs
+longer than the context keep their end (counted as truncated).
 Scoring pads on the right, generation on the left.
 """
 
@@ -23,8 +24,10 @@ from ..requests import (
     RollingResponse,
 )
 from .base import Adapter, Progress
+from .generation import CACHE_MODES, Generator, generate_greedy
 from .hf_loading import load_model
 from .scoring import score_token_pairs
+from .tokens import encode_text
 
 _DTYPES = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -58,9 +61,11 @@ class HFCausalAdapter(Adapter):
 
     def __init__(self, model: str | None = None, dtype: str = "auto", device: str = "auto",
                  batch_size: str | int | None = "auto", max_length: int | None = None,
-                 trust_remote_code: bool = False, revision: str | None = None, **unknown: Any):
+                 trust_remote_code: bool = False, revision: str | None = None, kv_cache: str = "auto", **unknown: Any):
         if unknown:
-            raise EvalkitError(f"hf-causal: unknown model argument(s) {', '.join(sorted(unknown))} (known: dtype, device, batch_size, max_length, revision)")
+            raise EvalkitError(f"hf-causal: unknown model argument(s) {', '.join(sorted(unknown))} (known: dtype, device, batch_size, max_length, revision, kv_cache)")
+        if kv_cache not in CACHE_MODES:
+            raise EvalkitError(f"kv_cache must be one of {', '.join(CACHE_MODES)}, got '{kv_cache}'")
         if dtype not in _DTYPES:
             raise EvalkitError(f"--dtype must be one of {', '.join(_DTYPES)}, got '{dtype}'")
         self.device = _pick_device(device)
@@ -78,6 +83,7 @@ class HFCausalAdapter(Adapter):
         self.max_length = int(max_length or _model_max_length(self.model, tok))
         self.plan = parse_batch_size(batch_size, self.device)
         self.truncated = 0
+        self.generator = Generator(self.model, tok, self.device, kv_cache)
 
     # -- identity ---------------------------------------------------------------------------------
     @property
@@ -87,10 +93,11 @@ class HFCausalAdapter(Adapter):
 
     def run_stats(self) -> dict[str, Any]:
         return {"batch_size": self.plan.size, "final_batch_size": self.plan.final_size or self.plan.size,
-                "batch_size_auto": self.plan.auto, "oom_backoffs": self.plan.backoffs, "truncated_inputs": self.truncated}
+                "batch_size_auto": self.plan.auto, "oom_backoffs": self.plan.backoffs, "truncated_inputs": self.truncated,
+                "token_budget": self.plan.token_budget, "kv_cache": self.generator.cache_mode}
 
     def _encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return encode_text(self.tokenizer, text)
 
     def _empty_cache(self) -> None:
         if self.device.startswith("cuda"):
@@ -100,7 +107,7 @@ class HFCausalAdapter(Adapter):
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if not context:
             return [self.prefix_token_id], self._encode(continuation)
-        spaces = len(context) - len(context.rstrip(" "))
+        spaces = len(context) - len(context.rstrip())
         if spaces:
             context, continuation = context[:-spaces], context[-spaces:] + continuation
         whole = self._encode(context + continuation)
@@ -140,10 +147,8 @@ class HFCausalAdapter(Adapter):
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, requests: Sequence[Generate], progress: Progress | None = None) -> list[GenerateResponse]:
-        from .generation import generate_greedy
-
-        responses, truncated = generate_greedy(self.model, self.tokenizer, list(requests), self.max_length,
-                                               self.plan, self.device, progress, self._empty_cache)
+        responses, truncated = generate_greedy(self.generator, list(requests), self.max_length, self.plan,
+                                               progress, self._empty_cache)
         self.truncated += truncated
         return responses
 

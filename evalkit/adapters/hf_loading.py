@@ -121,8 +121,13 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         return model, tok, identity
     if kind == "folder":
         identity["sha256"] = folder_hash(Path(location))
-        tok = AutoTokenizer.from_pretrained(location, **common)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
+        try:
+            tok = AutoTokenizer.from_pretrained(location, **common)
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
+        except (OSError, ValueError) as err:
+            first_line = (str(err).splitlines() or [""])[0]
+            raise EvalkitError(_remote_code_refused(location, err)
+                               or f"cannot load model folder {location}: {type(err).__name__}: {first_line}") from None
         return model, tok, identity
     from ..hub import hub_reachable
 
@@ -132,13 +137,21 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         tok = AutoTokenizer.from_pretrained(location, revision=revision, **common)
         model = AutoModelForCausalLM.from_pretrained(location, revision=revision, dtype=dtype, **common)
     except (OSError, ValueError) as err:
-        raise EvalkitError(
+        raise EvalkitError(_remote_code_refused(location, err) or (
             f"cannot load model '{location}' from the Hugging Face hub ({type(err).__name__}); "
             "if this machine is offline, pass a local model folder, a .gguf file, or no --model for the bundled "
             "SmolLM2-135M-Instruct (and --data-dir for the data)"
-        ) from None
+        )) from None
     identity["revision"] = getattr(model.config, "_commit_hash", None) or revision
     return model, tok, identity
+
+
+def _remote_code_refused(location: str, err: Exception) -> str | None:
+    """The message for a model that ships its own Python code, which runs only with --trust-remote-code."""
+    if "trust_remote_code" not in str(err):
+        return None
+    return (f"model {location} ships its own Python code (auto_map in config.json); evalkit does not run it "
+            "unless you pass --trust-remote-code, after reading that code")
 
 
 def _save_converted(model, tok, folder: Path) -> None:

@@ -1,12 +1,18 @@
 """Log-likelihood of continuation tokens, batched, without a full-vocabulary log-softmax.
 
-Only the positions that predict continuation tokens go through the output head, in chunks, and
-each gets logsumexp plus a gather. Rows are sorted longest first and padded on the right, so the
-numbers do not depend on the batch size (to fp32 rounding).
+Only the positions that predict continuation tokens go through the output head, in chunks small
+enough to stay in cache, and each gets a log-softmax plus a gather. Requests whose model inputs are
+identical, or a prefix of another request's input, share one row: in a causal model the positions
+of the shorter input are the same in the longer one. So the choices of a multiple-choice question
+with one-token answers cost one forward of the context. Rows are sorted longest first and padded on
+the right, so the numbers do not depend on the batch size (to fp32 rounding). With right padding a
+causal model needs no attention mask (padding only follows the real tokens), so none is built and
+attention takes its causal fast path, as in lm-eval.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -15,7 +21,15 @@ from ..batching import BatchPlan, run_batches
 
 # configs whose forward() rescales logits after the head: score them through the full forward
 _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
-_CHUNK_ELEMENTS = 1 << 27  # logits per chunk: 512 MB in fp32
+_CHUNK_ELEMENTS = 1 << 23  # logits per chunk: 32 MB in fp32, about 160 positions of a 50k vocabulary
+
+
+@dataclass
+class _Row:
+    """One model input and the requests read from it: (request index, first target position, targets)."""
+
+    inp: list[int]
+    reads: list[tuple[int, int, list[int]]] = field(default_factory=list)
 
 
 def _uses_backbone(model) -> bool:
@@ -33,43 +47,74 @@ def _prepare(ctx: list[int], cont: list[int], max_len: int) -> tuple[list[int], 
     return inp, cont[len(cont) - n:]
 
 
+def shared_rows(prepared: list[tuple[list[int], list[int]]]) -> list[_Row]:
+    """Group requests so that each distinct input is run once, inside the longest input it prefixes.
+
+    In lexicographic order an input that prefixes others is directly followed by one of them, so
+    one backward pass assigns every input to the longest input of its prefix chain.
+    """
+    order = sorted(range(len(prepared)), key=lambda i: prepared[i][0])
+    owner = [0] * len(prepared)
+    rows: dict[int, _Row] = {}
+    for k in range(len(order) - 1, -1, -1):
+        i = order[k]
+        inp = prepared[i][0]
+        if k + 1 < len(order):
+            nxt = prepared[order[k + 1]][0]
+            if len(nxt) >= len(inp) and nxt[: len(inp)] == inp:
+                owner[i] = owner[order[k + 1]]
+                continue
+        owner[i] = i
+        rows[i] = _Row(inp)
+    for i, (inp, tgt) in enumerate(prepared):
+        rows[owner[i]].reads.append((i, len(inp) - len(tgt), tgt))
+    return list(rows.values())
+
+
+def _target_logprobs(model, ids, rows_t, cols_t, tgt_t) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(target), target is the argmax) at the given (row, position) pairs."""
+    if not _uses_backbone(model):
+        logits = model(input_ids=ids).logits[rows_t, cols_t].float()
+        return logits.log_softmax(-1).gather(1, tgt_t[:, None])[:, 0], logits.argmax(dim=-1) == tgt_t
+    hidden = model.base_model(input_ids=ids).last_hidden_state[rows_t, cols_t]
+    head = model.get_output_embeddings()
+    step = max(1, _CHUNK_ELEMENTS // head.weight.shape[0])
+    logps, greedy = [], []
+    for s in range(0, hidden.shape[0], step):
+        logits = head(hidden[s: s + step]).float()
+        t = tgt_t[s: s + step]
+        logps.append(logits.log_softmax(-1).gather(1, t[:, None])[:, 0])
+        greedy.append(logits.argmax(dim=-1) == t)
+    return torch.cat(logps), torch.cat(greedy)
+
+
 @torch.inference_mode()
-def _score_batch(model, batch: list[tuple[list[int], list[int]]], device: str) -> list[tuple[float, bool]]:
-    width = max(len(inp) for inp, _ in batch)
+def _score_batch(model, batch: list[_Row], device: str) -> list[list[tuple[float, bool]]]:
+    width = max(len(row.inp) for row in batch)
     ids = torch.zeros((len(batch), width), dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
     rows, cols, targets, owners = [], [], [], []
-    for b, (inp, tgt) in enumerate(batch):
-        ids[b, : len(inp)] = torch.tensor(inp)
-        mask[b, : len(inp)] = 1
-        start = len(inp) - len(tgt)
-        rows += [b] * len(tgt)
-        cols += range(start, len(inp))
-        targets += tgt
-        owners += [b] * len(tgt)
-    ids, mask = ids.to(device), mask.to(device)
+    n_reads = 0
+    for b, row in enumerate(batch):
+        ids[b, : len(row.inp)] = torch.tensor(row.inp)
+        for _, start, tgt in row.reads:
+            rows += [b] * len(tgt)
+            cols += range(start, start + len(tgt))
+            targets += tgt
+            owners += [n_reads] * len(tgt)
+            n_reads += 1
+    ids = ids.to(device)
     rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
     tgt_t = torch.tensor(targets, device=device)
-    if _uses_backbone(model):
-        hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state[rows_t, cols_t]
-        head = model.get_output_embeddings()
-        vocab = head.weight.shape[0]
-        step = max(1, _CHUNK_ELEMENTS // vocab)
-        logps, greedy = [], []
-        for s in range(0, hidden.shape[0], step):
-            logits = head(hidden[s: s + step]).float()
-            t = tgt_t[s: s + step]
-            logps.append(logits.gather(1, t[:, None])[:, 0] - torch.logsumexp(logits, dim=-1))
-            greedy.append(logits.argmax(dim=-1) == t)
-        token_lp, token_greedy = torch.cat(logps), torch.cat(greedy)
-    else:
-        logits = model(input_ids=ids, attention_mask=mask).logits[rows_t, cols_t].float()
-        token_lp = logits.gather(1, tgt_t[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
-        token_greedy = logits.argmax(dim=-1) == tgt_t
+    token_lp, token_greedy = _target_logprobs(model, ids, rows_t, cols_t, tgt_t)
     owner_t = torch.tensor(owners, device=device)
-    sums = torch.zeros(len(batch), dtype=torch.float64, device=device).index_add_(0, owner_t, token_lp.double())
-    misses = torch.zeros(len(batch), dtype=torch.long, device=device).index_add_(0, owner_t, (~token_greedy).long())
-    return [(float(s), int(m) == 0) for s, m in zip(sums.cpu(), misses.cpu())]
+    sums = torch.zeros(n_reads, dtype=torch.float64, device=device).index_add_(0, owner_t, token_lp.double())
+    misses = torch.zeros(n_reads, dtype=torch.long, device=device).index_add_(0, owner_t, (~token_greedy).long())
+    flat = [(float(s), int(m) == 0) for s, m in zip(sums.cpu().tolist(), misses.cpu().tolist())]
+    out, pos = [], 0
+    for row in batch:
+        out.append(flat[pos: pos + len(row.reads)])
+        pos += len(row.reads)
+    return out
 
 
 def score_token_pairs(model, pairs: list[tuple[list[int], list[int]]], max_len: int, plan: BatchPlan, device: str,
@@ -77,16 +122,16 @@ def score_token_pairs(model, pairs: list[tuple[list[int], list[int]]], max_len: 
                       empty_cache: Callable[[], None] | None = None) -> list[tuple[float, bool]]:
     """(sum log p(cont | ctx), cont is the greedy continuation) for each (ctx, cont) token pair."""
     prepared = [_prepare(ctx, cont, max_len) for ctx, cont in pairs]
-    order = sorted(range(len(prepared)), key=lambda i: (-len(prepared[i][0]), i))
-    items = [prepared[i] for i in order]
-    lengths = [len(inp) for inp, _ in items]
+    items = sorted(shared_rows(prepared), key=lambda row: (-len(row.inp), row.reads[0][0]))
+    lengths = [len(row.inp) for row in items]
 
     def done(batch, _out):
         if progress:
-            progress(len(batch), sum(len(inp) for inp, _ in batch))
+            progress(sum(len(row.reads) for row in batch), sum(len(row.inp) for row in batch))
 
     scored = run_batches(items, lengths, plan, lambda batch: _score_batch(model, batch, device), done, empty_cache)
     out: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
-    for pos, i in enumerate(order):
-        out[i] = scored[pos]
+    for row, answers in zip(items, scored):
+        for (i, _, _), answer in zip(row.reads, answers):
+            out[i] = answer
     return out

@@ -7,6 +7,7 @@ can name Python code to run.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,18 @@ from .spec import (
     TaskSpec,
 )
 
+_SCALARS = (str, int, float, bool, type(None))
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TOP_KEYS = {
     "task", "kind", "dataset", "doc_to_text", "metrics", "version", "description", "fields",
     "doc_to_target", "references_field", "doc_to_count", "choices", "labels", "target_delimiter",
     "fewshot", "generation",
 }
+
+
+def _inside(path: str) -> bool:
+    """A relative path with no '..' part and no NUL byte (data.resolve_under checks symlinks when reading)."""
+    return bool(path.strip()) and "\x00" not in path and not os.path.isabs(path) and ".." not in Path(path).parts
 
 
 class _Fields:
@@ -73,6 +81,27 @@ class _Fields:
                 self.fail(f"item {i} must be a string", key)
         return tuple(str(v) for v in value)
 
+    def relative_path(self, key: str, required: bool = False) -> str | None:
+        """A path inside the data directory: relative, no '..', no NUL byte."""
+        value = self.get(key, str, required=required)
+        if value is not None and not _inside(value):
+            self.fail(f"'{value}' must be a relative path inside the data directory (no '..')", key)
+        return value
+
+    def scalar_map(self, key: str, lists: bool) -> dict[str, Any]:
+        """A mapping of names to plain values (strings, numbers, booleans, or with `lists`, flat lists of them)."""
+        value = self.get(key, dict, default={})
+        out = {}
+        for name, item in value.items():
+            if not isinstance(name, str):
+                self.fail(f"keys must be names, got {type(name).__name__} {name!r}", key)
+            flat = isinstance(item, list) and lists and all(isinstance(i, _SCALARS) for i in item)
+            if not (isinstance(item, _SCALARS) or flat):
+                self.fail(f"'{name}' must be a string, number or boolean{' (or a list of them)' if lists else ''}, "
+                          f"got {type(item).__name__}", key)
+            out[name] = item
+        return out
+
     def sub(self, key: str) -> "_Fields | None":
         if key not in self.data or self.data[key] is None:
             return None
@@ -100,7 +129,7 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
         name = m.get("name", str, required=True)
         if name not in known:
             m.fail(f"unknown metric '{name}' for kind {kind} (known: {', '.join(known)})", "name")
-        metrics.append(MetricSpec(name=name, options=dict(m.get("options", dict, default={}))))
+        metrics.append(MetricSpec(name=name, options=m.scalar_map("options", lists=True)))
 
     fewshot_f = top.sub("fewshot")
     fewshot = FewShotSpec()
@@ -108,7 +137,7 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
         fewshot_f.check_keys({"k", "split", "local", "seed", "delimiter"})
         fewshot = FewShotSpec(
             k=fewshot_f.get("k", int, 0), split=fewshot_f.get("split", str),
-            local=fewshot_f.get("local", str), seed=fewshot_f.get("seed", int, 1234),
+            local=fewshot_f.relative_path("local"), seed=fewshot_f.get("seed", int, 1234),
             delimiter=fewshot_f.get("delimiter", str, "\n\n"),
         )
         if fewshot.k < 0:
@@ -121,9 +150,12 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
         if generation.max_new_tokens < 1:
             gen_f.fail("must be >= 1", "max_new_tokens")
 
-    fields = top.get("fields", dict, default={})
+    fields = top.scalar_map("fields", lists=False)
+    task = top.get("task", str, required=True)
+    if not _TASK_NAME.fullmatch(task):
+        top.fail(f"'{task}' is not a task name: use letters, digits, '.', '_' and '-' (it names result files)", "task")
     spec = TaskSpec(
-        task=top.get("task", str, required=True),
+        task=task,
         kind=kind,
         dataset=dataset,
         doc_to_text=top.get("doc_to_text", str, required=True),
@@ -184,14 +216,21 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
         fmt = lf.get("format", str, required=True)
         if fmt not in LOCAL_FORMATS:
             lf.fail(f"unknown format '{fmt}' (use one of: {', '.join(LOCAL_FORMATS)})", "format")
-        path = lf.get("path", str, required=True)
-        if os.path.isabs(path) or ".." in Path(path).parts:
-            lf.fail("must be a relative path inside the data directory (no '..')", "path")
+        path = lf.relative_path("path", required=True)
+        split_on = lf.get("split_on", str)
+        if split_on is not None:
+            try:
+                re.compile(split_on)
+            except (re.error, RecursionError, OverflowError) as err:
+                lf.fail(f"is not a valid regular expression: {err}", "split_on")
         local = LocalSource(
-            path=path, format=fmt, split_on=lf.get("split_on", str),
+            path=path, format=fmt, split_on=split_on,
             text_field=lf.get("text_field", str, "text"), label_field=lf.get("label_field", str, "label"),
-            source=lf.get("source", str), references=lf.strings("references"),
+            source=lf.relative_path("source"), references=lf.strings("references"),
         )
+        for ref in local.references:
+            if not _inside(ref):
+                lf.fail(f"'{ref}' must be a relative path inside the data directory (no '..')", "references")
         if fmt == "parallel" and (not local.source or not local.references):
             lf.fail("format 'parallel' needs 'source' and 'references' files", "source")
     if not (hub or sacre or local):
@@ -199,13 +238,14 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
     return DatasetSpec(hub=hub, sacrebleu=sacre, local=local)
 
 
-def load_task_file(path: str | os.PathLike) -> TaskSpec:
+def read_yaml(path: str | os.PathLike, what: str = "task file") -> Any:
+    """A YAML file's content (safe_load); every failure is one EvalkitError line naming the file."""
     path = Path(path)
     where = str(path)
     if not path.is_file():
-        raise EvalkitError(f"{where}: task file not found")
+        raise EvalkitError(f"{where}: {what} not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
@@ -213,7 +253,14 @@ def load_task_file(path: str | os.PathLike) -> TaskSpec:
         raise EvalkitError(f"{where}: invalid YAML{line}: {problem}") from None
     except UnicodeDecodeError:
         raise EvalkitError(f"{where}: not UTF-8 text") from None
-    return parse_task(raw, where)
+    except RecursionError:
+        raise EvalkitError(f"{where}: invalid YAML: nested too deeply") from None
+    except (ValueError, TypeError, AttributeError, OverflowError) as err:  # PyYAML's own bugs on odd tags (a bad !!timestamp)
+        raise EvalkitError(f"{where}: invalid YAML: {type(err).__name__}: {err}") from None
+
+
+def load_task_file(path: str | os.PathLike) -> TaskSpec:
+    return parse_task(read_yaml(path, "task file"), str(Path(path)))
 
 
 def tasks_dirs() -> list[Path]:

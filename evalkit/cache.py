@@ -1,0 +1,133 @@
+"""The response cache: one SQLite file (WAL mode) of model responses, keyed by model and request.
+
+A key is the sha256 of a canonical JSON of:
+  - the model: adapter name, weights hash (sha256) or hub id + resolved revision, dtype, max_length,
+    model class and the adapter's optional `cache_version`;
+  - the request kind (the adapter method) and the full request content (every dataclass field,
+    so the stop sequences and max_new_tokens of a generation are part of it);
+  - the generation settings: greedy, or the sampling settings plus the seed when a request samples.
+Two models never share an entry: their weights hashes (or revisions) differ, so their keys do.
+
+Each write is one transaction, so a killed process leaves every committed chunk readable and
+nothing half-written. A model without a weights hash or a resolved revision is not cached at all
+(its weights could change under the same name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import EvalkitError
+from .requests import GenerateResponse, LoglikelihoodResponse, RollingResponse
+
+CACHE_FILE = "responses.sqlite"
+SCHEMA_VERSION = 1
+RESPONSE_TYPES: dict[str, type] = {
+    "loglikelihood": LoglikelihoodResponse,
+    "loglikelihood_rolling": RollingResponse,
+    "generate": GenerateResponse,
+}
+_SAMPLING_FIELDS = ("do_sample", "temperature", "top_p", "top_k")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def model_key(name: str, identity: dict[str, Any], cache_version: Any = None) -> dict[str, Any] | None:
+    """What makes two models answer differently; None when the weights cannot be pinned down."""
+    weights = identity.get("sha256")
+    if not weights:
+        revision = identity.get("revision")
+        if not revision:
+            return None
+        weights = f"{identity.get('spec')}@{revision}"
+    return {"adapter": name, "weights": weights, "dtype": identity.get("dtype"),
+            "max_length": identity.get("max_length"), "class": identity.get("class"), "cache_version": cache_version}
+
+
+def is_sampling(request: Any) -> bool:
+    return bool(getattr(request, "do_sample", False)) or (getattr(request, "temperature", 0) or 0) > 0
+
+
+def request_key(model: dict[str, Any], kind: str, request: Any, seed: int | None = None) -> str:
+    """The cache key of one request for one model (see the module docstring)."""
+    content = dataclasses.asdict(request)
+    sampling = is_sampling(request)
+    generation = {"sampling": sampling, "seed": seed if sampling else None}
+    payload = {"v": SCHEMA_VERSION, "model": model, "kind": kind, "type": type(request).__name__,
+               "request": content, "generation": generation}
+    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+
+def model_hash(model: dict[str, Any]) -> str:
+    return hashlib.sha256(_canonical(model).encode("utf-8")).hexdigest()[:32]
+
+
+class ResponseCache:
+    """get_many / put_many over one SQLite file; safe for several processes at once (WAL + busy timeout)."""
+
+    def __init__(self, cache_dir: str | Path):
+        self.path = Path(cache_dir) / CACHE_FILE
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=60)
+            self.journal_mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise EvalkitError(f"response cache {self.path} was written by a newer evalkit (schema {version}); "
+                                   "upgrade evalkit, pass another --cache-dir, or --no-cache")
+            with self.conn:
+                self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, kind TEXT NOT NULL,"
+                    " response TEXT NOT NULL, created REAL NOT NULL) WITHOUT ROWID")
+                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except (sqlite3.Error, OSError) as err:
+            raise EvalkitError(f"cannot open the response cache {self.path} ({err}); "
+                               "pass --cache-dir with a writable folder, delete the file, or use --no-cache") from None
+
+    def get_many(self, keys: Iterable[str], kind: str) -> dict[str, Any]:
+        """The cached responses among `keys`; an entry that no longer decodes counts as missing."""
+        cls = RESPONSE_TYPES[kind]
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            rows = self._query(f"SELECT key, response FROM responses WHERE key IN ({','.join('?' * len(part))})", part)
+            for key, text in rows:
+                try:
+                    found[key] = cls(**json.loads(text))
+                except (TypeError, ValueError):
+                    continue
+        return found
+
+    def put_many(self, model: str, kind: str, items: Iterable[tuple[str, Any]]) -> None:
+        """Store responses in one transaction: all of them or, if the process dies, none."""
+        now = time.time()
+        rows = [(key, model, kind, json.dumps(dataclasses.asdict(resp), allow_nan=True), now) for key, resp in items]
+        try:
+            with self.conn:
+                self.conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as err:
+            raise EvalkitError(f"cannot write to the response cache {self.path} ({err}); use --no-cache or another --cache-dir") from None
+
+    def count(self, model: str | None = None) -> int:
+        if model is None:
+            return self._query("SELECT COUNT(*) FROM responses", [])[0][0]
+        return self._query("SELECT COUNT(*) FROM responses WHERE model = ?", [model])[0][0]
+
+    def _query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise EvalkitError(f"cannot read the response cache {self.path} ({err}); delete it or use --no-cache") from None
+
+    def close(self) -> None:
+        self.conn.close()
