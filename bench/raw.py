@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from evalkit.adapters.tokens import encode_text  # lm-eval's rule for special tokens: the same tokens on every side
+
 
 def _batches(items: list, size: int):
     for start in range(0, len(items), size):
@@ -35,7 +37,7 @@ def perplexity(model, tok, texts: list[str], max_len: int, batch_size: int, devi
     prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
     windows = []
     for doc, text in enumerate(texts):
-        tokens = tok(text, add_special_tokens=False)["input_ids"]
+        tokens = encode_text(tok, text)
         windows += [(doc, (ctx + cont)[:-1], cont) for ctx, cont in rolling_windows(tokens, prefix, max_len)]
     windows.sort(key=lambda w: -len(w[1]))
     totals = [0.0] * len(texts)
@@ -52,8 +54,8 @@ def perplexity(model, tok, texts: list[str], max_len: int, batch_size: int, devi
 @torch.inference_mode()
 def multiple_choice(model, tok, contexts: list[str], choices: list[str], batch_size: int, device: str) -> list[list[float]]:
     """Log-likelihood of each choice after each context."""
-    ctx_ids = [tok(c, add_special_tokens=False)["input_ids"] for c in contexts]
-    conts = [[tok(c + ch, add_special_tokens=False)["input_ids"][len(ids):] for ch in choices]
+    ctx_ids = [encode_text(tok, c) for c in contexts]
+    conts = [[encode_text(tok, c + ch)[len(ids):] for ch in choices]
              for c, ids in zip(contexts, ctx_ids)]
     single = all(len(t) == 1 for per_doc in conts for t in per_doc)
     rows = [(d, -1, ids) for d, ids in enumerate(ctx_ids)] if single else \
@@ -77,7 +79,7 @@ def generate(model, tok, prompts: list[str], until: tuple[str, ...], max_new: in
              batch_size: int, device: str) -> tuple[list[str], int]:
     """Greedy texts cut at the stop sequences, and the number of tokens generated."""
     room = max_len - max_new
-    encoded = [(i, tok(p, add_special_tokens=False)["input_ids"][-room:]) for i, p in enumerate(prompts)]
+    encoded = [(i, encode_text(tok, p)[-room:]) for i, p in enumerate(prompts)]
     encoded.sort(key=lambda e: -len(e[1]))
     texts, generated = [""] * len(prompts), 0
     for batch in _batches(encoded, batch_size):

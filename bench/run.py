@@ -46,7 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=1024, help="context length on every side (default 1024)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: float32 on CPU, bfloat16 on CUDA)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads in each side's process (default: torch's own)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads in each side's process (default 1: on a shared CPU, OpenMP threads waiting for "
+                        "each other time the scheduler, not the code; 0: torch's own default)")
     p.add_argument("--repeats", type=int, default=1, help="runs of each side; the table shows medians (default 1)")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--tokenizer-dir", default=str(ROOT.parent / "shared" / "models" / "gpt2-tokenizer"),
@@ -132,9 +134,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"bench: {model} {workload} {side} #{repeat}: model time {result['infer_s']:.2f}s, "
                           f"wall {result['wall_s']:.2f}s, peak RSS {result['peak_rss_mb']:,.0f} MB, score {result['score']:.4f}",
                           flush=True)
-            by_side = {r["side"]: r for r in runs if r["model"] == model and r["workload"] == workload and r["repeat"] == 0}
-            if "evalkit" in by_side and "lm-eval" in by_side:
-                agreements[(model, workload)] = agreement(workload, by_side["evalkit"], by_side["lm-eval"])
+            lines = []
+            for repeat in range(args.repeats):
+                by_side = {r["side"]: r for r in runs if (r["model"], r["workload"], r["repeat"]) == (model, workload, repeat)}
+                if "evalkit" in by_side and "lm-eval" in by_side:
+                    lines.append(agreement(workload, by_side["evalkit"], by_side["lm-eval"]))
+            if lines:  # every repeat is compared; one that differs from the first is shown too
+                agreements[(model, workload)] = "; ".join([lines[0]] + [f"repeat {i}: {line}" for i, line in enumerate(lines)
+                                                                         if line != lines[0]])
     write_tables(args, runs, agreements, out)
     return 0
 
@@ -144,14 +151,15 @@ def machine() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
 
 
 def write_tables(args: argparse.Namespace, runs: list[dict], agreements: dict, out: Path) -> None:
     rows = summarize(runs, agreements)
     config = {k: v for k, v in vars(args).items() if k not in ("out",)}
     header = (f"## evalkit vs lm-eval vs raw transformers\n\nMachine: {machine()}. Device {args.device}, {args.dtype}, "
-              f"batch size {args.batch_size}, context {args.max_length}, repeats {args.repeats}. "
+              f"batch size {args.batch_size}, context {args.max_length}, torch threads per side {args.threads or 'default'}, "
+              f"repeats {args.repeats}. "
               f"Documents: " + "; ".join(f"{m}: " + ", ".join(f"{w} {limit_for(args, m, w)}" for w in args.workloads)
                                          for m in args.models) + ".")
     (out / "results.json").write_text(json.dumps({"config": config, "machine": machine(), "rows": rows, "runs": runs},

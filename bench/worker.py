@@ -75,15 +75,18 @@ def run_evalkit(job: dict) -> dict:
 
 def _work_tokens(adapter, prepared, samples, job) -> int:
     """The workload's size in tokens, counted once and used for every side's tokens/s."""
-    tok = adapter.tokenizer
+    from evalkit.adapters.tokens import encode_text
+
+    def count(text: str) -> int:
+        return len(encode_text(adapter.tokenizer, text))
+
     kind = WORKLOADS[job["workload"]].kind
     if kind == "perplexity":
-        return sum(len(tok(w.requests[0].text, add_special_tokens=False)["input_ids"]) for w in prepared.work)
+        return sum(count(w.requests[0].text) for w in prepared.work)
     if kind == "multiple_choice":
-        return sum(len(tok(r.context + r.continuation, add_special_tokens=False)["input_ids"])
-                   for w in prepared.work for r in w.requests)
+        return sum(count(r.context + r.continuation) for w in prepared.work for r in w.requests)
     room = job["max_length"] - prepared.spec.generation.max_new_tokens
-    prompts = sum(min(room, len(tok(w.prompt, add_special_tokens=False)["input_ids"])) for w in prepared.work)
+    prompts = sum(min(room, count(w.prompt)) for w in prepared.work)
     return prompts + sum(s["generated_tokens"] for s in samples)
 
 

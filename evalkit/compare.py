@@ -216,7 +216,9 @@ def _aligned_samples(task: str, base: RunRef, cand: RunRef) -> tuple[list[dict],
     """Both runs' sample records on their shared doc_ids, in the baseline's order."""
     base_rows, cand_rows = read_samples(base.path, task), read_samples(cand.path, task)
     for ref, rows in ((base, base_rows), (cand, cand_rows)):
-        ids = [json.dumps(r.get("doc_id")) for r in rows]
+        if not all(isinstance(r, dict) and "doc_id" in r for r in rows):
+            raise EvalkitError(f"{ref.path}: a sample of task '{task}' has no doc_id; the samples file is damaged or from another tool")
+        ids = [json.dumps(r["doc_id"]) for r in rows]
         if len(set(ids)) != len(ids):
             raise EvalkitError(f"{ref.path}: task '{task}' logs a doc_id more than once; the samples file is corrupt")
     by_id = {json.dumps(r["doc_id"]): r for r in cand_rows}
@@ -297,8 +299,13 @@ def _p(p: float) -> str:
     return "nan" if not math.isfinite(p) else f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
 
 
+def _scale(row: MetricComparison) -> float | None:
+    """The magnitude that sets how many decimals a row's numbers get."""
+    return max(abs(row.baseline), abs(row.candidate)) if math.isfinite(row.baseline) else None
+
+
 def _cells(row: MetricComparison) -> list[str]:
-    ref = max(abs(row.baseline), abs(row.candidate)) if math.isfinite(row.baseline) else None
+    ref = _scale(row)
     ci = f"[{_num(row.ci_low, True, ref)}, {_num(row.ci_high, True, ref)}]"
     arrow = "↑" if row.higher_is_better else "↓"
     return [row.task, f"{row.metric} {arrow}", str(row.n), _num(row.baseline, ref=ref), _num(row.candidate, ref=ref),
@@ -332,7 +339,7 @@ def format_comparison(comparison: Comparison, fmt: str = "table") -> str:
 
 def _outcome(cmp: Comparison) -> str:
     if cmp.regressions:
-        parts = [f"{r.task}/{r.metric} {_num(r.delta, True, r.baseline)} (p={_p(r.p_value)}, tolerance {r.tolerance})"
+        parts = [f"{r.task}/{r.metric} {_num(r.delta, True, _scale(r))} (p={_p(r.p_value)}, tolerance {r.tolerance})"
                  for r in cmp.regressions]
         return "result: REGRESSION: " + "; ".join(parts)
     counts = {v: sum(r.verdict == v for r in cmp.rows) for v in (IMPROVED, WITHIN, UNCHANGED)}

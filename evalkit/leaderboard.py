@@ -29,10 +29,11 @@ from .summary import format_value
 
 MISSING = "—"
 WIN_RATE = "win rate"
+TASKS = "tasks"
 WIN_RATE_NOTE = (
     "win rate: for each task metric shown, the share of the other models that this model beats "
     "(ties count half; lower is better for perplexity-like metrics), averaged over the task's metrics, "
-    "then over the tasks the model has. Values are mean ± standard error; — means not evaluated."
+    "then over the tasks the model has (column tasks). Values are mean ± standard error; — means not evaluated."
 )
 TIDY_COLUMNS = [
     "run_id", "created", "run_dir", "model", "model_spec", "model_location", "model_revision", "dtype", "device",
@@ -186,9 +187,15 @@ class Board:
     def columns(self) -> list[str]:
         return [f"{task}/{metric}" for task, metric in self.values.columns]
 
+    def tasks_run(self) -> pd.Series:
+        """How many of the shown tasks each row has a value for (the win rate covers only those)."""
+        return self.values.notna().T.groupby(level="task").any().sum()
+
     def display(self) -> pd.DataFrame:
         """Strings: 'value ± stderr', '—' where missing, and the win rate."""
-        cells = {WIN_RATE: [MISSING if pd.isna(w) else f"{w:.2f}" for w in self.win_rate]}
+        n_tasks = self.values.columns.get_level_values("task").nunique()
+        cells = {WIN_RATE: [MISSING if pd.isna(w) else f"{w:.2f}" for w in self.win_rate],
+                 TASKS: [f"{n}/{n_tasks}" for n in self.tasks_run()]}
         for label, column in zip(self.columns, self.values.columns):
             cells[label] = [MISSING if pd.isna(v) else format_value(v, s)
                             for v, s in zip(self.values[column], self.stderrs[column])]
@@ -197,7 +204,7 @@ class Board:
 
     def numeric(self) -> pd.DataFrame:
         """One row per model: win rate, then each task metric and its stderr (for CSV)."""
-        cells: dict[str, Any] = {WIN_RATE: self.win_rate.to_numpy()}
+        cells: dict[str, Any] = {WIN_RATE: self.win_rate.to_numpy(), TASKS: self.tasks_run().to_numpy()}
         for label, column in zip(self.columns, self.values.columns):
             cells[label] = self.values[column].to_numpy()
             cells[f"{label} stderr"] = self.stderrs[column].to_numpy()

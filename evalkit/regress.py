@@ -80,7 +80,10 @@ def load_regression_spec(path: str | os.PathLike) -> RegressionSpec:
 
 def check_against_baseline(spec: RegressionSpec) -> None:
     """Fail before any model is loaded when the spec names tasks, metrics or tolerances the baseline lacks."""
-    base = open_run(spec.baseline)
+    try:
+        base = open_run(spec.baseline)
+    except EvalkitError as err:
+        raise EvalkitError(f"field 'baseline': {err}") from None
     have = base.results["tasks"]
     for task in spec.tasks or []:
         if task not in have:

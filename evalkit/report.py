@@ -86,7 +86,7 @@ def _table(board: Board, labels: list[str]) -> dict[str, Any]:
         tasks[task] = tasks.get(task, 0) + 1
     metrics = [{"name": m, "arrow": "↑" if board.higher_is_better[(t, m)] else "↓"} for t, m in board.values.columns]
     best = {c: _best(board.values[c], board.higher_is_better[c]) for c in board.values.columns}
-    rows = []
+    rows, tasks_run = [], board.tasks_run()
     for i, label in enumerate(labels):
         cells = []
         for column in board.values.columns:
@@ -98,7 +98,8 @@ def _table(board: Board, labels: list[str]) -> dict[str, Any]:
             ci = f"95% CI [{v - Z95 * s:.{d}f}, {v + Z95 * s:.{d}f}]" if not pd.isna(s) else ""
             cells.append({"text": format_value(v, s), "ci": ci, "best": best[column] == i})
         rate = board.win_rate.iloc[i]
-        rows.append({"label": label, "win_rate": MISSING if pd.isna(rate) else f"{rate:.2f}", "cells": cells})
+        rows.append({"label": label, "win_rate": MISSING if pd.isna(rate) else f"{rate:.2f}", "cells": cells,
+                     "tasks": f"{tasks_run.iloc[i]}/{len(tasks)}"})
     return {"tasks": list(tasks.items()), "metrics": metrics, "rows": rows}
 
 
@@ -170,7 +171,7 @@ def _sample_sets(shown: pd.DataFrame, max_chars: int) -> list[dict[str, Any]]:
             continue
         samples = [_sample(r, max_chars) for r in records]
         metrics = list(dict.fromkeys(k for r in records for k in (r.get("scores") or {})))
-        target = "references" if any("references" in r for r in records) else "gold"
+        target = "reference" if any("references" in r for r in records) else "gold"
         sets.append({"task": task, "model": model, "run": run_id, "missing": None, "samples": samples,
                      "metrics": metrics, "target": target, "has_correct": any(s["ok"] is not None for s in samples)})
     return sets

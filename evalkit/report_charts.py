@@ -42,7 +42,8 @@ def short_number(x: float) -> str:
 
 def bar_chart(title: str, labels: list[str], values: list[float], stderrs: list[float], colors: list[str]) -> Markup:
     """Horizontal bars with 95% CI whiskers; a NaN value draws a '—' row without a bar."""
-    lows = [v - Z95 * s if _finite(s) else v for v, s in zip(values, stderrs) if _finite(v)]
+    floor = 0.0 if all(v >= 0 for v in values if _finite(v)) else -math.inf  # a CI of a non-negative metric stops at 0
+    lows = [max(v - Z95 * s, floor) if _finite(s) else v for v, s in zip(values, stderrs) if _finite(v)]
     highs = [v + Z95 * s if _finite(s) else v for v, s in zip(values, stderrs) if _finite(v)]
     low, high = min([0.0, *lows]), max([0.0, *highs])
     if high == low:
@@ -76,7 +77,7 @@ def bar_chart(title: str, labels: list[str], values: list[float], stderrs: list[
         out.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(x1 - x0, 1):.1f}" height="{ROW_H - 8}" rx="2" fill="{fill}">'
                    f"<title>{escape(tip)}</title></rect>")
         if _finite(s) and s > 0:
-            lo, hi, mid = x(v - Z95 * s), x(v + Z95 * s), y + ROW_H / 2
+            lo, hi, mid = x(max(v - Z95 * s, floor)), x(v + Z95 * s), y + ROW_H / 2
             out.append(f'<path d="M{lo:.1f},{mid:.1f}H{hi:.1f}M{lo:.1f},{mid - 5:.1f}V{mid + 5:.1f}'
                        f'M{hi:.1f},{mid - 5:.1f}V{mid + 5:.1f}" stroke="#111827" stroke-width="1.3" fill="none"/>')
         out.append(f'<text x="{LABEL_W + BAR_W + 8}" y="{y + ROW_H / 2 + 4:.1f}" font-size="11" fill="#374151">'

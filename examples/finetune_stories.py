@@ -7,8 +7,8 @@ checkpoint (save_pretrained, tokenizer included), evaluates base and fine-tuned 
 same documents (wikitext2, sst2, xsum by default), and prints `evalkit compare`'s table; its exit
 status is compare's (1 when a metric regressed significantly).
 
-    python examples/finetune_stories.py --output ckpt            # fine-tune + evaluate + compare
-    python examples/finetune_stories.py --output ckpt --no-eval  # only write ckpt/stories260K-xsum
+    python examples/finetune_stories.py            # fine-tune + evaluate + compare, in results/finetune-stories
+    python examples/finetune_stories.py --no-eval  # only write results/finetune-stories/stories260K-xsum
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, default=SHARED / "models" / "stories260K-hf")
     parser.add_argument("--data-dir", type=Path, default=SHARED / "data")
-    parser.add_argument("--output", type=Path, default=Path("finetune-out"))
+    parser.add_argument("--output", type=Path, default=Path("results/finetune-stories"),
+                        help="checkpoint and runs go here (default: results/finetune-stories)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--tasks", default="wikitext2,sst2,xsum")
     parser.add_argument("--limit", type=int, default=40, help="documents per task (held out from training)")

@@ -219,6 +219,10 @@ def test_damaged_samples_are_one_line_exit_2(tmp_path, base_correct, capsys):
     assert main(["compare", str(base), str(damaged)]) == 2
     err = capsys.readouterr().err.strip()
     assert "lack what metric 'accuracy' needs" in err and "\n" not in err
+    edit_samples(damaged / "sst2.samples.jsonl", lambda i, row: row.pop("doc_id") if i == 5 else None)
+    assert main(["compare", str(base), str(damaged)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has no doc_id" in err and "\n" not in err
 
 
 def test_assert_no_regression(tmp_path, base_correct):

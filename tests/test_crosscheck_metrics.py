@@ -117,3 +117,25 @@ def test_limit_draws_both_classes_from_a_label_sorted_split(stories_run):
     golds = [r["gold"] for r in rows]
     assert 8 <= golds.count("positive") <= 32, golds
     assert stories_run[1]["tasks"]["imdb"]["doc_ids"] != list(range(40))
+
+
+@pytest.mark.parametrize("average", ["binary", "macro", "micro", "weighted"])
+def test_fast_f1_resamples_equal_sklearn(average):
+    """The bootstrap scores F1 from confusion counts; on any resample it must equal sklearn's f1_score."""
+    import numpy as np
+
+    from evalkit.metrics import build_scorer
+
+    rng = np.random.default_rng(0)
+    labels = ("a", "b") if average == "binary" else ("a", "b", "c")
+    gold = rng.choice(labels, 300, p=[0.6, 0.4] if len(labels) == 2 else [0.5, 0.3, 0.2])
+    pred = np.where(rng.random(300) < 0.7, gold, rng.choice(labels, 300))
+    records = [{"gold": g, "prediction": p} for g, p in zip(gold, pred)]
+    options = {"average": average, **({"positive": "a"} if average == "binary" else {})}
+    scorer = build_scorer("f1", options, records, labels)
+    for _ in range(20):
+        idx = rng.integers(0, 300, 300)
+        kwargs = {"pos_label": "a"} if average == "binary" else {"labels": list(labels)}
+        expected = f1_score(gold[idx], pred[idx], average=average, zero_division=0.0, **kwargs)
+        assert scorer.score(idx)["f1"] == pytest.approx(expected, abs=1e-12)
+    assert scorer.point()["f1"] == pytest.approx(scorer.score(np.arange(300))["f1"], abs=1e-12)

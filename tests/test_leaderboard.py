@@ -113,6 +113,7 @@ def test_a_fewshot_run_gets_its_own_row(history):
     assert "different task configs" not in board.note  # zero- and 1-shot differ only in the shot count
     shown = board.display().set_index("model")
     assert shown.loc["stories260K-hf (1-shot)", "imdb/accuracy"] == MISSING
+    assert shown.loc["stories260K-hf (1-shot)", "tasks"] == "1/5" and shown.loc["stories260K-hf", "tasks"] == "5/5"
     assert " ± " in shown.loc["stories260K-hf (1-shot)", "sst2/accuracy"]
 
 
@@ -150,14 +151,14 @@ def test_markdown_table(history, tmp_path):
     copy_run(next(Path(root).glob("run-full")), tmp_path, "run-plain", created=DAY0)
     text = build_board(evalkit.leaderboard(tmp_path)).to_markdown()
     lines = text.splitlines()
-    assert lines[0].startswith("| model | win rate | imdb/accuracy | imdb/f1 |")
+    assert lines[0].startswith("| model | win rate | tasks | imdb/accuracy | imdb/f1 |")
     assert set(lines[1]) <= set("|:-") and lines[1].count("|") == lines[0].count("|")
     body = [line for line in lines[2:] if line.startswith("|")]
     assert len(body) == 2
     assert any(line.startswith("| org/we\\|rd |") for line in body)
     for line in body:  # the escaped pipe does not add a column
         assert line.replace("\\|", "").count("|") == lines[0].count("|")
-        assert line.count(" ± ") == len(lines[0].split("|")) - 4
+        assert line.count(" ± ") == len(lines[0].split("|")) - 5 and "| 5/5 |" in line
     assert "win rate:" in text.splitlines()[-1]
 
 
@@ -193,7 +194,7 @@ def test_cli_formats_and_output_file(two_models, tmp_path, capsys):
     root, _a, _b = two_models
     assert main(["leaderboard", str(root), "--format", "md", "--tasks", "sst2,imdb", "--metrics", "accuracy"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "| model | win rate | imdb/accuracy | sst2/accuracy |"
+    assert out.splitlines()[0] == "| model | win rate | tasks | imdb/accuracy | sst2/accuracy |"
     assert main(["leaderboard", str(root)]) == 0
     table = capsys.readouterr().out
     assert "other-model" in table and "wikitext2/word_perplexity" in table and "win rate:" in table

@@ -43,7 +43,7 @@ def write_spec(folder: Path, text: str) -> Path:
 @pytest.mark.parametrize("text,expected", [
     ("baseline: runs/base\ntolerance: {accuracy: 0.1}\n", "field 'tolerance': unknown field"),
     ("tasks: [sst2]\n", "field 'baseline': is required"),
-    ("baseline: runs/nope\n", "no results.json in"),
+    ("baseline: runs/nope\n", "field 'baseline': no results.json in"),
     ("baseline: runs/base\ntasks: [imdb]\n", "field 'tasks': the baseline run has no task 'imdb'"),
     ("baseline: runs/base\nmetrics: [bleu]\n", "field 'metrics': the baseline's tasks do not report 'bleu'"),
     ("baseline: runs/base\ntolerances: {accuracy: lots}\n", "field 'tolerances.accuracy': must be a number >= 0"),

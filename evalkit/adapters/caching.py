@@ -109,12 +109,13 @@ def _default_chunk(inner: Adapter) -> int:
     return FALLBACK_CHUNK
 
 
-def with_cache(adapter: Adapter, cache_dir: str | None, seed: int | None, log: Callable[[str], None] = print) -> Adapter:
-    """`adapter` behind the response cache in cache_dir; unchanged when cache_dir is None or the model is unpinned."""
-    if not cache_dir or isinstance(adapter, CachingAdapter):
+def with_cache(adapter: Adapter, cache: ResponseCache | str | None, seed: int | None,
+               log: Callable[[str], None] = print) -> Adapter:
+    """`adapter` behind the response cache (or its folder); unchanged when cache is None or the model is unpinned."""
+    if not cache or isinstance(adapter, CachingAdapter):
         return adapter
     key = model_key(adapter.name, adapter.identity, getattr(type(adapter), "cache_version", None))
     if key is None:
         log("evalkit: responses are not cached: the model has no weights hash or resolved revision")
         return adapter
-    return CachingAdapter(adapter, ResponseCache(cache_dir), key, seed)
+    return CachingAdapter(adapter, cache if isinstance(cache, ResponseCache) else ResponseCache(cache), key, seed)

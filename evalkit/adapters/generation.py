@@ -9,6 +9,7 @@ ends as soon as every row has stopped.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
@@ -82,20 +83,34 @@ class Generator:
         self.static = cache != "dynamic"
         self.strict = cache == "static"
         self.eos = eos_ids(model, tokenizer)
+        self._caches: dict[tuple[int, int], object] = {}  # CUDA: one static cache per (rows, length), reused
+        # transformers 5.2x renamed past_key_values to cache (the old name still works, with a warning)
+        self._cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     @property
     def cache_mode(self) -> str:
         return "static" if self.static else "dynamic"
 
     def _cache_args(self, rows: int, width: int, max_new: int) -> dict:
+        """A preallocated cache for one batch.
+
+        On the CPU it is exactly as long as the batch needs, so short prompts attend over short
+        caches. On CUDA its length is rounded up and one cache per shape is kept and zeroed for
+        reuse, so the compiled decoding step sees few shapes and fixed addresses (CUDA graphs).
+        """
         if not self.static:
             return {}
-        if self.device.startswith("cuda"):
-            from transformers import StaticCache
+        from transformers import StaticCache
 
-            length = -(-(width + max_new) // _CUDA_CACHE_BUCKET) * _CUDA_CACHE_BUCKET
-            return {"past_key_values": StaticCache(config=self.model.config, max_cache_len=length)}
-        return {"cache_implementation": "static"}
+        if not self.device.startswith("cuda"):
+            return {self._cache_kwarg: StaticCache(config=self.model.config, max_cache_len=width + max_new)}
+        length = -(-(width + max_new) // _CUDA_CACHE_BUCKET) * _CUDA_CACHE_BUCKET
+        cache = self._caches.get((rows, length))
+        if cache is None:
+            cache = self._caches[(rows, length)] = StaticCache(config=self.model.config, max_cache_len=length)
+        else:
+            cache.reset()
+        return {self._cache_kwarg: cache}
 
     @torch.inference_mode()
     def generate_batch(self, batch: list[tuple[int, list[int]]], until: tuple[str, ...], max_new: int):

@@ -49,6 +49,10 @@ class Scorer:
     def score(self, idx: np.ndarray) -> dict[str, float]:
         raise NotImplementedError
 
+    def point(self) -> dict[str, float]:
+        """The reported value(s) on all documents; a family may compute them with its reference library."""
+        return self.score(np.arange(self.n))
+
     def closed_form_stderr(self) -> dict[str, float] | None:
         """Standard errors without resampling, where the metric is a plain mean; None otherwise."""
         return None
@@ -83,7 +87,7 @@ def bootstrap_stderr(scorer: Scorer, iterations: int = DEFAULT_BOOTSTRAP, seed: 
 
 
 def summarize(scorer: Scorer, bootstrap_iters: int = DEFAULT_BOOTSTRAP, seed: int = 1234) -> dict[str, MetricValue]:
-    values = scorer.score(np.arange(scorer.n))
+    values = scorer.point()
     closed = scorer.closed_form_stderr()
     if closed is not None:
         stderr, method = closed, "closed_form"
