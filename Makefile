@@ -55,3 +55,9 @@ regress:
 	$(VENV)/bin/evalkit regress $(if $(SPEC),"$(SPEC)",--baseline "$(BASELINE)") --model "$(MODEL)" \
 		--batch-size $(BATCH_SIZE) --device $(DEVICE) --output "$(OUTPUT)" \
 		$(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(foreach t,$(TOLERANCE),--tolerance "$(t)")
+
+# evalkit vs lm-eval vs raw transformers, side by side (docs/benchmarks.md); BENCH_ARGS="--repeats 3" etc.
+BENCH_ARGS ?=
+.PHONY: bench
+bench:
+	$(PY) -m bench.run $(BENCH_ARGS)

@@ -24,7 +24,9 @@ def summarize(runs: list[dict[str, Any]], agreement: dict[tuple[str, str], str] 
                 "wall_s": statistics.median(r["wall_s"] for r in side_runs),
                 "infer_s": statistics.median(infer),
                 "infer_s_all": infer,
-                "peak_rss_mb": max(r["peak_rss_mb"] for r in side_runs),
+                # median: glibc's heap retention makes one run's peak differ from the next's by up to ~1 GB
+                "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in side_runs),
+                "peak_rss_mb_all": [r["peak_rss_mb"] for r in side_runs],
                 "score": side_runs[0]["score"],
             }
         tokens = next((r.get("work_tokens") for rs in row["sides"].values() for r in rs if r.get("work_tokens")), None)
@@ -68,7 +70,7 @@ def markdown(rows: list[dict[str, Any]], header: str) -> str:
             lines.append(f"| {row['model']} | {row['workload']} | {side} | {_fmt(s['infer_s'], '.2f')} | {_fmt(s['wall_s'], '.2f')} "
                          f"| {_fmt(s['tokens_per_s'], ',.0f')} | {s['peak_rss_mb']:,.0f} | {_fmt(s['score'], '.4f')} | {speed} | {rss} |")
     lines += ["", "Speed-up: the other side's model time / evalkit's (medians over repeats; > 1: evalkit is faster); "
-              "wall: the same for the whole evaluation call. RSS ratio: evalkit's peak / the other side's."]
+              "wall: the same for the whole evaluation call. RSS ratio: evalkit's peak / the other side's (medians)."]
     agreements = [f"- {r['model']} {r['workload']}: {r['agreement']}" for r in rows if r.get("agreement")]
     if agreements:
         lines += ["", "Agreement with evalkit:", *agreements]

@@ -58,7 +58,7 @@ def test_table_reports_medians_and_ratios():
             _run("raw", 3.0, 800, 0.8)]
     (row,) = summarize(runs, {("m", "sst2"): "accuracy 0.8 vs 0.8"})
     assert row["sides"]["evalkit"]["infer_s"] == 2.0 and row["sides"]["evalkit"]["tokens_per_s"] == 500
-    assert row["vs_lm_eval"]["speed"] == pytest.approx(2.5) and row["vs_lm_eval"]["rss"] == pytest.approx(0.51)
+    assert row["vs_lm_eval"]["speed"] == pytest.approx(2.5) and row["vs_lm_eval"]["rss"] == pytest.approx(0.505)
     assert row["vs_raw"]["speed"] == pytest.approx(1.5)
     text = markdown([row], "## header")
     assert "| m | sst2 | lm-eval | 5.00 |" in text and "2.50x" in text and "accuracy 0.8 vs 0.8" in text

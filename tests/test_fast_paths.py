@@ -83,3 +83,22 @@ def test_auto_batches_follow_a_token_budget():
     assert sum(sizes) == len(lengths)
     fixed = parse_batch_size(8, "cpu")
     assert fixed.size == 8 and fixed.token_budget == 0
+
+
+def test_a_model_without_static_cache_falls_back_to_the_dynamic_cache(stories, monkeypatch):
+    import transformers
+
+    reqs = [Generate("Once upon a time", until=(".",), max_new_tokens=20)]
+    expected = generate_greedy(Generator(stories.model, stories.tokenizer, "cpu", "dynamic"), reqs, stories.max_length,
+                               BatchPlan(size=1))[0]
+
+    def unsupported(*args, **kwargs):
+        raise ValueError("this model does not support a static cache")
+
+    monkeypatch.setattr(transformers, "StaticCache", unsupported)
+    auto = Generator(stories.model, stories.tokenizer, "cpu", "auto")
+    assert generate_greedy(auto, reqs, stories.max_length, BatchPlan(size=1))[0] == expected
+    assert auto.cache_mode == "dynamic"
+    with pytest.raises(ValueError, match="static cache"):
+        generate_greedy(Generator(stories.model, stories.tokenizer, "cpu", "static"), reqs, stories.max_length,
+                        BatchPlan(size=1))

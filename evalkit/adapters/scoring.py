@@ -74,9 +74,9 @@ def shared_rows(prepared: list[tuple[list[int], list[int]]]) -> list[_Row]:
 def _target_logprobs(model, ids, rows_t, cols_t, tgt_t) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p(target), target is the argmax) at the given (row, position) pairs."""
     if not _uses_backbone(model):
-        logits = model(input_ids=ids).logits[rows_t, cols_t].float()
+        logits = model(input_ids=ids, use_cache=False).logits[rows_t, cols_t].float()
         return logits.log_softmax(-1).gather(1, tgt_t[:, None])[:, 0], logits.argmax(dim=-1) == tgt_t
-    hidden = model.base_model(input_ids=ids).last_hidden_state[rows_t, cols_t]
+    hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state[rows_t, cols_t]
     head = model.get_output_embeddings()
     step = max(1, _CHUNK_ELEMENTS // head.weight.shape[0])
     logps, greedy = [], []
