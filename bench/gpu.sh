@@ -47,7 +47,7 @@ run() {
   # 1. the three workloads, evalkit vs lm-eval vs raw transformers, batch 64 (about 5 minutes)
   timeout 330 $PY -m bench.run --device cuda --dtype bfloat16 --models gpt2-124m --batch-size 64 \
       --limit-wikitext2 62 --limit-sst2 872 --limit-xsum 256 \
-      --data-dir "$CARRY/data" --tokenizer-dir "$CARRY/gpt2-tokenizer" --out /tmp/bench-gpu --timeout 150 \
+      --data-dir "$CARRY/data" --tokenizer-dir "$CARRY/gpt2-tokenizer" --out /tmp/bench-gpu --timeout 150 --threads 0 \
       | tee "$out/run.log" || echo "gpu.sh: the side-by-side run stopped early (see run.log)"
   cp /tmp/bench-gpu/results.md /tmp/bench-gpu/results.json "$out/" 2>/dev/null || true
   # 2. the ceilings: raw forward at several batch sizes vs evalkit's scoring; generate() at batch 1 vs evalkit
