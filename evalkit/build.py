@@ -62,7 +62,8 @@ def fewshot_prefix(spec: TaskSpec, doc: dict[str, Any], pool: list[dict[str, Any
     fs = spec.fewshot
     if fs.k == 0:
         return ""
-    candidates = [d for d in pool if d is not doc and d.get("doc_id") != doc["doc_id"]]
+    # the pool is either a separate split or the evaluation docs themselves (the same objects)
+    candidates = [d for d in pool if d is not doc]
     if len(candidates) < fs.k:
         raise EvalkitError(f"task '{spec.task}': fewshot.k is {fs.k} but only {len(candidates)} examples are available")
     examples = random.Random(fs.seed * 1_000_003 + int(doc["doc_id"])).sample(candidates, fs.k)
