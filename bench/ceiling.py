@@ -45,8 +45,8 @@ def _work(task: str, data_dir: str, limit: int):
 
 
 def perplexity(adapter, data_dir: str, docs: int, batch_sizes: list[int]) -> dict:
-    from evalkit.adapters.hf_causal import rolling_windows
-    from evalkit.adapters.scoring import score_token_pairs
+    from evalkit.adapters.hf.causal import rolling_windows
+    from evalkit.adapters.hf.scoring import score_token_pairs
     from evalkit.batching import BatchPlan
 
     pairs = [pair for w in _work("wikitext2", data_dir, docs)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--json", default=None, help="also write the figures here")
     args = p.parse_args(argv)
-    from evalkit.adapters.hf_causal import HFCausalAdapter
+    from evalkit.adapters.hf.causal import HFCausalAdapter
 
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     adapter = HFCausalAdapter(model=args.model, device=args.device, dtype=args.dtype, batch_size=max(sizes))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from evalkit.adapters.tokens import encode_text  # lm-eval's rule for special tokens: the same tokens on every side
+from evalkit.adapters.hf.tokens import encode_text  # lm-eval's rule for special tokens: the same tokens on every side
 
 
 def _batches(items: list, size: int):
@@ -32,7 +32,7 @@ def _right_padded(rows: list[list[int]], pad: int, device: str):
 @torch.inference_mode()
 def perplexity(model, tok, texts: list[str], max_len: int, batch_size: int, device: str) -> list[float]:
     """Summed log-likelihood of each text."""
-    from evalkit.adapters.hf_causal import rolling_windows
+    from evalkit.adapters.hf.causal import rolling_windows
 
     prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
     windows = []

@@ -35,7 +35,7 @@ def _dtype(job: dict):
 
 
 def _load(job: dict):
-    from evalkit.adapters.hf_loading import load_model
+    from evalkit.adapters.hf.loading import load_model
 
     model, tok, _ = load_model(job["spec"], _dtype(job), False, None)
     if tok.pad_token_id is None:
@@ -44,7 +44,7 @@ def _load(job: dict):
 
 
 def run_evalkit(job: dict) -> dict:
-    from evalkit.adapters.hf_causal import HFCausalAdapter
+    from evalkit.adapters.hf.causal import HFCausalAdapter
     from evalkit.engine import RunOptions, evaluate, prepare_task
     from evalkit.results import read_samples
     from evalkit.tasks import resolve_task
@@ -75,7 +75,7 @@ def run_evalkit(job: dict) -> dict:
 
 def _work_tokens(adapter, prepared, samples, job) -> int:
     """The workload's size in tokens, counted once and used for every side's tokens/s."""
-    from evalkit.adapters.tokens import encode_text
+    from evalkit.adapters.hf.tokens import encode_text
 
     def count(text: str) -> int:
         return len(encode_text(adapter.tokenizer, text))

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+Message = tuple[str, str]
+"""One chat turn: (role, content), role one of "system", "user", "assistant"."""
+
 
 @dataclass(frozen=True)
 class Loglikelihood:
-    """log P(continuation | context)."""
+    """log P(continuation | context).
+
+    With `messages` (a chat run), the context the model sees is the conversation rendered through the
+    model's chat template with the generation prompt; `context` keeps the plain prompt for the logs.
+    An adapter that cannot render a conversation refuses such a request with one line.
+    """
 
     context: str
     continuation: str
+    messages: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -25,11 +34,12 @@ class RollingLoglikelihood:
 
 @dataclass(frozen=True)
 class Generate:
-    """Greedy continuation of context, cut at the first stop sequence."""
+    """Greedy continuation of context, cut at the first stop sequence (`messages`: as for Loglikelihood)."""
 
     context: str
     until: tuple[str, ...] = ()
     max_new_tokens: int = 64
+    messages: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)

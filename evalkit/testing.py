@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from .compare import Comparison, compare_runs, format_comparison
+from .analysis.compare import Comparison, compare_runs, format_comparison
 from .errors import EvalkitError
 
 

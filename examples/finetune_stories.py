@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
           f"train loss {stats['loss_first']:.3f} -> {stats['loss_last']:.3f}; saved {tuned}")
     if args.no_eval:
         return 0
-    from evalkit.compare import compare_runs, format_comparison
+    from evalkit.analysis.compare import compare_runs, format_comparison
 
     tasks = [t for t in args.tasks.split(",") if t]
     base_run, tuned_run = evaluate_both(args.base, tuned, tasks, args.limit, args.data_dir, args.output / "runs")

@@ -35,14 +35,14 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def stories_adapter():
-    from evalkit.adapters.hf_causal import HFCausalAdapter
+    from evalkit.adapters.hf.causal import HFCausalAdapter
 
     return HFCausalAdapter(model=str(STORIES), batch_size=16, device="cpu")
 
 
 @pytest.fixture(scope="session")
 def smollm2_adapter():
-    from evalkit.adapters.hf_causal import HFCausalAdapter
+    from evalkit.adapters.hf.causal import HFCausalAdapter
 
     return HFCausalAdapter(model="", batch_size=16, device="cpu")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.adapters.hf_causal import HFCausalAdapter
+from evalkit.adapters.hf.causal import HFCausalAdapter
 from evalkit.engine import RunOptions, prepare_task
 from evalkit.requests import Generate, Loglikelihood, RollingLoglikelihood
 from evalkit.tasks import resolve_task

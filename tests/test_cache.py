@@ -214,7 +214,7 @@ def _perturbed_copy(folder):
 
 
 def test_two_real_models_never_share_cache_entries(tmp_path, stories_adapter):
-    from evalkit.adapters.hf_causal import HFCausalAdapter
+    from evalkit.adapters.hf.causal import HFCausalAdapter
 
     other = HFCausalAdapter(model=str(_perturbed_copy(tmp_path / "other-model")), batch_size=16, device="cpu")
     assert other.identity["sha256"] != stories_adapter.identity["sha256"]

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from evalkit.cli import main
-from evalkit.compare import compare_runs, format_comparison
+from evalkit.analysis.compare import compare_runs, format_comparison
 from evalkit.results import read_results
 
 from .conftest import DATA, ROOT, STORIES

@@ -27,7 +27,7 @@ def test_make_eval_writes_results_and_prints_a_summary(tmp_path):
 
 
 def test_tasks_lists_every_shipped_task():
-    proc = subprocess.run([sys.executable, "-m", "evalkit.cli", "tasks"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "evalkit", "tasks"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0
     for name in ("imdb", "sst2", "xsum", "wmt21-de-en", "wmt21-en-de", "wikitext2"):
         assert name in proc.stdout

@@ -10,8 +10,8 @@ import pytest
 from scipy.stats import binomtest
 
 from evalkit.cli import main
-from evalkit.compare import compare_runs, format_comparison
-from evalkit.paired import unpaired_z_test
+from evalkit.analysis.compare import compare_runs, format_comparison
+from evalkit.analysis.paired import unpaired_z_test
 from evalkit.results import read_results
 from evalkit.tasks import resolve_task
 from evalkit.testing import assert_no_regression

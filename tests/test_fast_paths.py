@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.adapters.generation import Generator, generate_greedy
-from evalkit.adapters.hf_causal import HFCausalAdapter
-from evalkit.adapters.scoring import score_token_pairs, shared_rows
+from evalkit.adapters.hf.generation import Generator, generate_greedy
+from evalkit.adapters.hf.causal import HFCausalAdapter
+from evalkit.adapters.hf.scoring import score_token_pairs, shared_rows
 from evalkit.batching import BatchPlan, parse_batch_size, run_batches
 from evalkit.errors import EvalkitError
 from evalkit.requests import Generate

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.cli import build_parser, main
+from evalkit.cli.main import build_parser, main
 from evalkit.engine import RunOptions, evaluate, prepare_task
 from evalkit.errors import EvalkitError
 from evalkit.tasks import load_task_file
@@ -162,7 +162,7 @@ def test_trust_remote_code_is_off_unless_the_flag_is_given(monkeypatch, tmp_path
     assert build_parser().parse_args(["run", "--tasks", "sst2"]).trust_remote_code is False
     assert RunOptions(tasks=["sst2"]).trust_remote_code is False
     seen = []
-    import evalkit.adapters.hf_causal as hf_causal
+    import evalkit.adapters.hf.causal as hf_causal
 
     def fake_load(spec, dtype, trust_remote_code, revision):
         seen.append(trust_remote_code)

@@ -83,7 +83,7 @@ def test_tidy_frame_matches_the_result_files(stories_run):
 
 def test_evalkit_leaderboard_is_lazy_and_callable_in_any_import_order():
     code = ("import sys, evalkit; assert 'pandas' not in sys.modules; "
-            "import evalkit.report; from evalkit import leaderboard; "
+            "import evalkit.analysis.report; from evalkit import leaderboard; "
             "assert callable(evalkit.leaderboard) and callable(leaderboard.pivot); print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-import evalkit.adapters.scoring as scoring
+import evalkit.adapters.hf.scoring as scoring
 from evalkit.batching import BatchPlan, run_batches
 from evalkit.engine import RunOptions, evaluate
 
@@ -63,7 +63,7 @@ def test_other_errors_are_not_mistaken_for_oom():
 
 
 def test_injected_oom_in_a_real_run_gives_the_same_scores_and_records_the_final_batch_size(tmp_path, monkeypatch, stories_adapter):
-    from evalkit.adapters.hf_causal import HFCausalAdapter
+    from evalkit.adapters.hf.causal import HFCausalAdapter
 
     options = RunOptions(tasks=["sst2"], limit=24, data_dir=str(DATA), output=str(tmp_path), progress=False,
                          bootstrap_iters=10)

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import norm
 
 from evalkit.metrics import build_scorer
-from evalkit.paired import bootstrap_p_value, mcnemar_exact, paired_bootstrap, percentile_ci, unpaired_z_test
+from evalkit.analysis.paired import bootstrap_p_value, mcnemar_exact, paired_bootstrap, percentile_ci, unpaired_z_test
 
 
 def binomial_two_sided(k: int, n: int) -> float:

@@ -16,7 +16,7 @@ from .cdp import Browser, find_chromium
 from .resultfiles import copy_run, edit_samples, metric_rows, read_jsonl
 
 from evalkit.cli import main
-from evalkit.report import build_report
+from evalkit.analysis.report import build_report
 
 PAYLOAD = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 PROMPT_PAYLOAD = "</script><script>alert(2)</script> & <!-- &amp; "

@@ -36,7 +36,7 @@ def _second_task(folder: Path) -> Path:
 
 
 def _command(tasks: str, output: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "evalkit.cli", "run", "--model", str(STORIES), "--tasks", tasks, "--data-dir", str(DATA),
+    return [sys.executable, "-m", "evalkit", "run", "--model", str(STORIES), "--tasks", tasks, "--data-dir", str(DATA),
             "--limit", str(LIMIT), "--batch-size", "4", "--bootstrap-iters", "50", "--output", str(output),
             "--cache-dir", str(cache), "--no-progress"]
 

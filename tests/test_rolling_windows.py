@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from evalkit.adapters.hf_causal import rolling_windows
+from evalkit.adapters.hf.causal import rolling_windows
 
 lm_utils = pytest.importorskip("lm_eval.utils")
 

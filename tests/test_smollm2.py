@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from evalkit.adapters.hf_causal import HFCausalAdapter
+from evalkit.adapters.hf.causal import HFCausalAdapter
 from evalkit.engine import RunOptions, evaluate
 from evalkit.requests import Generate
 

@@ -128,7 +128,7 @@ def test_bad_numbers(capsys, tmp_path, bad):
 
 def test_subprocess_exit_code_and_no_traceback(tmp_path):
     bad = _task(tmp_path, GOOD.replace("[accuracy]", "[bleu]"))
-    proc = subprocess.run([sys.executable, "-m", "evalkit.cli", "validate", str(bad)], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "evalkit", "validate", str(bad)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

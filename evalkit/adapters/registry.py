@@ -9,7 +9,7 @@ from ..errors import EvalkitError
 from .base import Adapter
 
 GROUP = "evalkit.adapters"
-_BUILTIN = {"hf-causal": "evalkit.adapters.hf_causal:HFCausalAdapter"}
+_BUILTIN = {"hf-causal": "evalkit.adapters.hf.causal:HFCausalAdapter"}
 
 
 def _targets() -> dict[str, str]:

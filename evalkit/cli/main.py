@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from .errors import EvalkitError
+from ..errors import EvalkitError
 
 
 def _model_args(pairs: list[str]) -> dict[str, Any]:
@@ -33,9 +33,9 @@ def _limit(value: str) -> int | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .cachedir import cache_root
-    from .engine import RunOptions, evaluate
-    from .summary import summary_table
+    from ..cachedir import cache_root
+    from ..engine import RunOptions, evaluate
+    from ..summary import summary_table
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not tasks:
@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from .tasks import available_tasks, load_task_file
+    from ..tasks import available_tasks, load_task_file
 
     for name, path in sorted(available_tasks().items()):
         try:
@@ -71,7 +71,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .tasks import load_task_file
+    from ..tasks import load_task_file
 
     for path in args.files:
         spec = load_task_file(path)
@@ -126,7 +126,7 @@ def _extensions() -> list[Callable[[Any], None]]:
     from importlib import import_module
 
     found = []
-    for module in ("leaderboard_cli", "report_cli", "compare_cli"):
+    for module in ("leaderboard", "report", "compare"):
         try:
             found.append(import_module(f"{__package__}.{module}").register)
         except ModuleNotFoundError as err:

@@ -15,9 +15,9 @@ from typing import Callable
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from ..batching import BatchPlan, is_oom, run_batches
-from ..errors import EvalkitError
-from ..requests import Generate, GenerateResponse
+from ...batching import BatchPlan, is_oom, run_batches
+from ...errors import EvalkitError
+from ...requests import Generate, GenerateResponse
 from .tokens import encode_text
 
 CACHE_MODES = ("auto", "static", "dynamic")

@@ -18,10 +18,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .errors import EvalkitError
-from .metrics import Scorer, build_scorer
+from ..errors import EvalkitError
+from ..metrics import Scorer, build_scorer
 from .paired import CI_LEVEL, bootstrap_p_value, mcnemar_exact, paired_bootstrap, percentile_ci
-from .results import RESULTS_FILE, find_runs, read_results, read_samples
+from ..results import RESULTS_FILE, find_runs, read_results, read_samples
 
 # metrics with a 0/1 outcome per document, tested with McNemar; everything else is bootstrapped
 PER_DOCUMENT_BINARY = ("accuracy", "exact_match")

@@ -6,9 +6,9 @@ import argparse
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .errors import EvalkitError
-    from .leaderboard_cli import write_output
-    from .report import build_report
+    from ..errors import EvalkitError
+    from .leaderboard import write_output
+    from ..analysis.report import build_report
 
     if args.max_chars is not None and args.max_chars < 0:
         raise EvalkitError(f"--max-chars must be 0 (no limit) or positive, got {args.max_chars}")
@@ -18,7 +18,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    from .leaderboard_cli import add_results_arguments
+    from .leaderboard import add_results_arguments
 
     p = subparsers.add_parser(
         "report", help="write a self-contained HTML report (works offline)",

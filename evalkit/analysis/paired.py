@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
-from .metrics import Scorer
+from ..metrics import Scorer
 
 CI_LEVEL = 0.95
 

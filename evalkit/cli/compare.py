@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .compare import FORMATS, compare_runs, format_comparison, parse_tolerance_args
+from ..analysis.compare import FORMATS, compare_runs, format_comparison, parse_tolerance_args
 
 EXIT_CODES = "exit codes: 0 no regression beyond tolerance; 1 a metric regressed significantly by more than its tolerance; 2 not comparable"
 
@@ -41,8 +41,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from .errors import EvalkitError
-    from .regress import RegressionSpec, load_regression_spec, run_regression
+    from ..errors import EvalkitError
+    from ..analysis.regress import RegressionSpec, load_regression_spec, run_regression
 
     if bool(args.spec) == bool(args.baseline):
         raise EvalkitError("regress takes a spec file or --baseline RUN_DIR (exactly one of them)")

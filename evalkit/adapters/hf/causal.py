@@ -13,9 +13,9 @@ from typing import Any, Sequence
 
 import torch
 
-from ..batching import BatchPlan, parse_batch_size, run_batches
-from ..errors import EvalkitError
-from ..requests import (
+from ...batching import BatchPlan, parse_batch_size, run_batches
+from ...errors import EvalkitError
+from ...requests import (
     Generate,
     GenerateResponse,
     Loglikelihood,
@@ -23,9 +23,9 @@ from ..requests import (
     RollingLoglikelihood,
     RollingResponse,
 )
-from .base import Adapter, Progress
+from ..base import Adapter, Progress
 from .generation import CACHE_MODES, Generator, generate_greedy
-from .hf_loading import load_model
+from .loading import load_model
 from .scoring import score_token_pairs
 from .tokens import encode_text
 

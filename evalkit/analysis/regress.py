@@ -27,9 +27,9 @@ from typing import Any, Callable
 import yaml
 
 from .compare import Comparison, Tolerance, check_test_options, compare_runs, open_run, parse_tolerance
-from .errors import EvalkitError
-from .tasks import available_tasks, load_task_file, parse_task
-from .tasks.loader import _Fields, read_yaml
+from ..errors import EvalkitError
+from ..tasks import available_tasks, load_task_file, parse_task
+from ..tasks.loader import _Fields, read_yaml
 
 SPEC_KEYS = {"baseline", "tasks", "metrics", "tolerances", "alpha", "iterations", "seed", "data_dir"}
 
@@ -129,7 +129,7 @@ def run_regression(spec: RegressionSpec, model: str, *, adapter_name: str = "hf-
                    device: str = "auto", dtype: str = "auto", output: str = "results", progress: bool = True,
                    adapter=None, log: Callable[[str], None] = print) -> tuple[Comparison, Path]:
     """Evaluate `model` with the baseline's task configs, limit, seed and data, then compare the two runs."""
-    from .engine import RunOptions, evaluate
+    from ..engine import RunOptions, evaluate
 
     if not model:
         raise EvalkitError("regress needs the candidate model: pass --model (a folder, hub id or .gguf file)")

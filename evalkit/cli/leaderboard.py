@@ -22,7 +22,7 @@ def write_output(text: str, output: str | None) -> None:
     if not output:
         sys.stdout.write(text)
         return
-    from .errors import EvalkitError
+    from ..errors import EvalkitError
 
     path = Path(output)
     try:
@@ -34,7 +34,7 @@ def write_output(text: str, output: str | None) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import build_board, leaderboard, select
+    from ..analysis.leaderboard import build_board, leaderboard, select
 
     from_suffix = SUFFIX_FORMATS.get(Path(args.output).suffix.lower()) if args.output else None
     fmt = args.format or from_suffix or "table"

@@ -1,0 +1,1 @@
+"""Result files -> tables and verdicts: leaderboards, reports, paired comparisons and regression gates."""
