@@ -24,7 +24,7 @@ from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, build_work
 from .cache import ResponseCache
 from .data import load_documents, load_fewshot_pool, select_documents
-from .metrics import build_scorer, summarize
+from .metrics import build_metric, prepare_metrics, summarize
 from .progress import Progress
 from .requests import Generate, Loglikelihood, RollingLoglikelihood
 from .results import RESULTS_FILE, SCHEMA_VERSION, samples_path, write_json, write_jsonl
@@ -130,11 +130,13 @@ def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, A
     return records
 
 
-def score_records(spec: TaskSpec, records: list[dict[str, Any]], bootstrap_iters: int, seed: int) -> dict[str, Any]:
-    """Metric values for logged records; adds each metric's per-sample scores to the records."""
+def score_records(spec: TaskSpec, records: list[dict[str, Any]], bootstrap_iters: int, seed: int,
+                  run_code: bool = False) -> dict[str, Any]:
+    """Metric values for logged records; adds each metric's per-sample scores to the records.
+    run_code allows evaluate-module metrics (Python code named by the task file) to run."""
     metrics: dict[str, Any] = {}
     for metric in spec.metrics:
-        scorer = build_scorer(metric.name, metric.options, records, spec.label_names)
+        scorer = build_metric(metric, records, spec.label_names, run_code=run_code)
         for rec, scores in zip(records, scorer.per_sample()):
             rec.setdefault("scores", {}).update(scores)
         for name, value in summarize(scorer, bootstrap_iters, seed).items():
@@ -154,7 +156,7 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     seconds = time.perf_counter() - start
     cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
     records = _records(spec, work, responses)
-    metrics = score_records(spec, records, options.bootstrap_iters, options.seed)
+    metrics = score_records(spec, records, options.bootstrap_iters, options.seed, run_code=options.trust_remote_code)
     write_jsonl(samples_path(run_dir, spec.task), records)
     return {
         "n": len(records),
@@ -174,6 +176,8 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     """Run every task; return the run directory and the results dict (also written to disk)."""
     specs = [resolve_task(t) for t in options.tasks]
     prepared = [prepare_task(spec, options) for spec in specs]
+    for spec in specs:
+        prepare_metrics(spec, run_code=options.trust_remote_code)  # evaluate modules load (and fail) before the model
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
     if adapter is None:
         if not options.model:
