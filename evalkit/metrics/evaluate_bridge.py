@@ -177,7 +177,13 @@ class EvaluateMetric(Scorer):
         preds = [self.predictions[i] for i in idx]
         refs = [self.references[i] for i in idx]
         fn = self.loaded.metric._compute if self.direct else self.loaded.metric.compute
-        values = _numbers(fn(predictions=preds, references=refs, **self.options), self.loaded.metric.name)
+        try:
+            values = _numbers(fn(predictions=preds, references=refs, **self.options), self.loaded.metric.name)
+        except EvalkitError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the module's code failed on a resample of the documents
+            raise EvalkitError(f"evaluate module '{self.loaded.metric.name}' failed on a bootstrap resample: "
+                               f"{type(err).__name__}: {err}") from None
         return {n: values.get(k, float("nan")) for n, k in zip(self.names, self.keys)}
 
     def extra(self):
