@@ -20,7 +20,7 @@ import pytest
 
 from evalkit.engine import RunOptions, evaluate
 
-from .conftest import DATA, ROOT
+from .conftest import DATA, ROOT, STORIES
 
 VLLM_VENV = Path(os.environ.get("VLLM_VENV") or Path.home() / ".cache" / "evalkit" / "venv-vllm")
 VLLM_PY = VLLM_VENV / "bin" / "python"
@@ -35,7 +35,7 @@ def test_vllm_missing_fails_in_one_line_that_says_how_to_install(tmp_path):
         pytest.skip("vLLM is importable here; the missing-vLLM message cannot be shown")
     except ImportError:
         pass
-    proc = subprocess.run([sys.executable, "-m", "evalkit", "run", "--adapter", "vllm", "--tasks", "sst2", "--limit", "2",
+    proc = subprocess.run([sys.executable, "-m", "evalkit", "run", "--adapter", "vllm", "--model", str(STORIES), "--tasks", "sst2", "--limit", "2",
                            "--data-dir", str(DATA), "--output", str(tmp_path), "--no-progress"],
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2

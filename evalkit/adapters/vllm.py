@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from ..errors import EvalkitError
 from ..requests import Generate, GenerateResponse, Loglikelihood, LoglikelihoodResponse, RollingLoglikelihood, RollingResponse
 from .base import Adapter, Progress
-from .hf.tokens import encode_text
+from .hf.tokens import document_windows, encode_pair, encode_text, prefix_token_id
 
 INSTALL_HINT = ("install it with `make install-vllm` (CPU: a second environment at $VLLM_VENV, then run "
                 "$VLLM_VENV/bin/python -m evalkit run --adapter vllm ...) or `pip install \"evalkit[vllm]\"` on a CUDA machine")
@@ -141,8 +141,11 @@ class VLLMAdapter(Adapter):
 
         self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
         self.config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        tok = self.tokenizer
-        self.prefix_token_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.prefix_token_id = prefix_token_id(self.tokenizer)
+        if Path(folder).is_dir():  # config, tokenizer files and chat template: part of the identity, as for hf-causal
+            from .hf.loading import file_identity
+
+            self._identity.update(file_identity(Path(folder), self.tokenizer))
 
     def _config_max_len(self, folder: str) -> int:
         for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
@@ -172,9 +175,7 @@ class VLLMAdapter(Adapter):
         return encode_text(self.tokenizer, text)
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        from .hf.causal import HFCausalAdapter
-
-        return HFCausalAdapter._encode_pair(self, context, continuation)  # type: ignore[arg-type]  # same rules, same ids
+        return encode_pair(self.tokenizer, context, continuation, self.prefix_token_id)  # hf-causal's rules, same ids
 
     def _chat(self, messages) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
@@ -213,15 +214,7 @@ class VLLMAdapter(Adapter):
         return [LoglikelihoodResponse(lp, greedy, len(cont), cut) for (lp, greedy, cut), (_, cont) in zip(scored, pairs)]
 
     def loglikelihood_rolling(self, requests: Sequence[RollingLoglikelihood], progress: Progress | None = None) -> list[RollingResponse]:
-        from .hf.causal import rolling_windows
-
-        owners, pairs, counts = [], [], []
-        for i, r in enumerate(requests):
-            tokens = self._encode(r.text)
-            counts.append(len(tokens))
-            for pair in rolling_windows(tokens, self.prefix_token_id, self.max_length):
-                owners.append(i)
-                pairs.append(pair)
+        owners, pairs, counts = document_windows(self.tokenizer, [r.text for r in requests], self.prefix_token_id, self.max_length)
         totals = [0.0] * len(requests)
         for owner, (lp, _, _) in zip(owners, self._score(pairs)):
             totals[owner] += lp
