@@ -3,7 +3,7 @@
 A "model" row is the model identity plus the run-level `--fewshot K` override: `smollm2-135m-instruct`
 and `smollm2-135m-instruct (3-shot)` are separate rows, so a few-shot run never replaces a zero-shot one.
 When a model has several runs of a task, one run supplies all of that task's metrics, chosen like for
-like: among the run *setups* (task hash, which covers spec and data; dtype; limit and its seed), the
+like: among the run *setups* (task hash, which covers spec and data; dtype; limit and its seed or mode), the
 setup most other models of the column share, then the one with more documents, then the latest; within
 that setup the latest run. So a 10-document bf16 smoke run never replaces an 872-document fp32 run. A
 note names what was set aside, and warns when a column still mixes setups; cells show n when it varies.
@@ -81,8 +81,9 @@ def _tidy_rows(run_dir: Path, res: dict[str, Any]) -> list[dict[str, Any]]:
         spec = task_config.get("spec") or {}
         shots = None if spec.get("kind") == "perplexity" else (spec.get("fewshot") or {}).get("k")
         data_sha = ((task_config.get("data") or {}).get("sha256") or "")[:12] or None
-        setup = " ".join([f"task {task_config.get('hash')}", f"dtype {model.get('dtype')}",
-                          f"limit {config.get('limit')}" + (f" seed {config.get('seed')}" if config.get("limit") else "")])
+        sample = "" if not config.get("limit") else (
+            " first" if config.get("limit_mode") == "first" else f" seed {config.get('seed')}")
+        setup = f"task {task_config.get('hash')} dtype {model.get('dtype')} limit {config.get('limit')}{sample}"
         for metric, m in (result.get("metrics") or {}).items():
             rows.append({
                 **base, "task": task, "metric": metric, "value": _number(m.get("value")),

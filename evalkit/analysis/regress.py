@@ -157,7 +157,8 @@ def run_regression(spec: RegressionSpec, model: str, *, adapter_name: str = "hf-
     with tempfile.TemporaryDirectory(prefix="evalkit-regress-") as folder:
         options = RunOptions(
             tasks=baseline_task_files(base.results, tasks, Path(folder), log), model=model, adapter=adapter_name,
-            limit=config.get("limit"), fewshot=config.get("fewshot"), seed=config.get("seed", 1234),
+            limit=config.get("limit"), limit_mode=config.get("limit_mode") or "random", fewshot=config.get("fewshot"),
+            seed=config.get("seed", 1234),
             bootstrap_iters=config.get("bootstrap_iters", 1000), data_dir=data_dir, output=output,
             batch_size=batch_size, device=device, dtype=dtype, progress=progress,
         )
@@ -175,7 +176,7 @@ def check_same_inputs(base_results: dict[str, Any], options) -> None:
     from ..tasks import resolve_task
 
     for path in options.tasks:
-        prepared = prepare_task(resolve_task(path), options)
+        prepared = prepare_task(resolve_task(path), options, log=lambda _msg: None)  # evaluate() says its notes
         stored = base_results["config"]["tasks"].get(prepared.spec.task) or {}
         if "spec_hash" not in stored or stored.get("hash") == prepared.identity["hash"]:
             continue  # a baseline from before data hashes were recorded: compare checks each document's content
