@@ -4,7 +4,8 @@
 - the data and few-shot pool (`hash` = spec + data + pool) may differ only if every shared document
   still holds the same content (`doc_hash`: prompt plus gold, references or counted text); otherwise
   exit 2 with how many differ and the first doc_ids;
-- token-level metrics are left out when the runs' tokenizers differ (warned when unknown);
+- token-level metrics are left out when the runs cut a shared document into different numbers of tokens
+  (noted when only the tokenizer hashes differ, warned when a hash is unknown);
 - a side whose responses all came from the response cache gets a note.
 """
 
@@ -99,25 +100,42 @@ def _content(record: dict[str, Any]) -> str:
     return str(record.get("doc_hash") or doc_hash(record))
 
 
-def tokenizer_check(base: RunRef, cand: RunRef, compared: list[str], asked: set[str] | None) -> tuple[set[str], list[str]]:
-    """Token-level metrics to leave out (tokenizers differ) and notes; asking for one explicitly is exit 2."""
-    token_level = sorted({m for m in compared if m in TOKEN_LEVEL})
-    if not token_level:
+def same_token_counts(base_records: list[dict], cand_records: list[dict]) -> bool:
+    """Whether every shared document was cut into the same number of tokens in both runs."""
+    return all(b.get("tokens") == c.get("tokens") for b, c in zip(base_records, cand_records))
+
+
+def tokenizer_check(base: RunRef, cand: RunRef, compared: list[tuple[str, str]], asked: set[str] | None,
+                    same_counts: dict[str, bool]) -> tuple[set[tuple[str, str]], list[str]]:
+    """Token-level rows to leave out, and notes. A token is the same unit in both runs only if the tokenizers
+    agree: rows are left out when a shared document has another token count in the two runs (asking for
+    such a metric explicitly is exit 2); when the runs' tokenizer hashes differ but every count agrees
+    (a tokenizer saved again, say) they are compared with a note; an unrecorded hash is warned about."""
+    token_rows = [(task, metric) for task, metric in compared if metric in TOKEN_LEVEL]
+    if not token_rows:
         return set(), []
     shas = [(ref.results.get("model") or {}).get("tokenizer_sha256") for ref in (base, cand)]
-    if all(shas) and shas[0] != shas[1]:
-        names = ", ".join(token_level)
-        why = f"the runs' tokenizers differ (sha256 {shas[0][:12]} vs {shas[1][:12]})"
-        if asked and asked & set(token_level):
-            raise EvalkitError(f"cannot compare {names}: {why}, so a token is not the same unit in both runs; "
-                               "compare word_perplexity, byte_perplexity or bits_per_byte instead")
-        return set(token_level), [f"{names} left out: {why}; a token is not the same unit in both runs "
-                                  "(word/byte perplexity and bits per byte do not depend on the tokenizer)"]
+    hashes = f"tokenizer sha256 {str(shas[0])[:12]} vs {str(shas[1])[:12]}" if all(shas) else "tokenizer hashes not recorded"
+    left_out, notes = set(), []
+    for task in dict.fromkeys(task for task, _ in token_rows):
+        names = ", ".join(m for t, m in token_rows if t == task)
+        if not same_counts.get(task, True):
+            if asked and asked & {m for t, m in token_rows if t == task}:
+                raise EvalkitError(f"cannot compare {task}/{names}: the runs cut the same documents into different numbers "
+                                   f"of tokens ({hashes}), so a token is not the same unit in both; compare "
+                                   "word_perplexity, byte_perplexity or bits_per_byte instead")
+            left_out |= {(t, m) for t, m in token_rows if t == task}
+            notes.append(f"{task}: {names} left out: the runs cut the same documents into different numbers of tokens "
+                         f"({hashes}); word/byte perplexity and bits per byte do not depend on the tokenizer")
+        elif all(shas) and shas[0] != shas[1]:
+            notes.append(f"{task}: the tokenizer files differ ({hashes}), but every document has the same token count "
+                         f"in both runs; {names} compared")
     unknown = [side for side, sha in zip(("baseline", "candidate"), shas) if not sha]
-    if unknown:
-        return set(), [f"warning: {', '.join(token_level)} compared although the {' and '.join(unknown)} run records no "
-                       "tokenizer hash; it is comparable only if both models use the same tokenizer"]
-    return set(), []
+    if unknown and len(left_out) < len(token_rows):
+        notes.append(f"warning: {', '.join(sorted({m for _, m in token_rows}))} compared although the "
+                     f"{' and '.join(unknown)} run records no tokenizer hash; it is comparable only if both models "
+                     "use the same tokenizer")
+    return left_out, notes
 
 
 def cache_notes(task: str, base: RunRef, cand: RunRef) -> list[str]:

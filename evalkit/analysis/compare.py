@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 from ..errors import EvalkitError
 from ..metrics import Scorer, build_scorer
 from ..results import RESULTS_FILE, find_runs, read_results
-from .comparability import aligned_samples, cache_notes, check_same_config, tokenizer_check
+from .comparability import aligned_samples, cache_notes, check_same_config, same_token_counts, tokenizer_check
 from .gate import (  # noqa: F401  (re-exported: the public names of `evalkit compare`)
     ADJUSTMENTS, IMPROVED, PER_DOCUMENT_BINARY, REGRESSED, UNCHANGED, UNTESTABLE, WITHIN, MetricComparison,
     Tolerance, check_test_options, compare_scorers, decide, parse_tolerance, parse_tolerance_args,
@@ -114,10 +114,12 @@ def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, a
     wanted = set(metrics) if metrics is not None else None
     notes: list[str] = []
     pairs: list[tuple[str, Scorer, Scorer, list[str]]] = []  # (task, baseline scorer, candidate scorer, names)
+    same_counts: dict[str, bool] = {}
     for task in shared:
         inputs_differ = check_same_config(task, base, cand)
         base_records, cand_records, task_notes = aligned_samples(task, base, cand, inputs_differ)
         notes += task_notes + cache_notes(task, base, cand)
+        same_counts[task] = same_token_counts(base_records, cand_records)
         spec = base.results["config"]["tasks"][task]["spec"]
         labels = tuple(spec.get("labels") or [c.strip() for c in spec.get("choices") or []])
         for metric in spec["metrics"]:
@@ -126,11 +128,11 @@ def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, a
             pairs.append((task, b, c, [n for n in b.names if wanted is None or n in wanted]))
     compared = [(task, name) for task, _, _, names in pairs for name in names]
     _check_names_used(compared, wanted, tols)
-    left_out, tokenizer_notes = tokenizer_check(base, cand, [name for _, name in compared], wanted)
+    left_out, tokenizer_notes = tokenizer_check(base, cand, compared, wanted, same_counts)
     notes += tokenizer_notes
     rows: list[MetricComparison] = []
     for task, b, c, names in pairs:
-        names = [n for n in names if n not in left_out]
+        names = [n for n in names if (task, n) not in left_out]
         if names:
             deltas = paired_bootstrap(b, c, iterations, seed)
             rows += compare_scorers(task, b, c, names, deltas, lambda name, task=task: _tolerance(tols, task, name))
