@@ -77,11 +77,13 @@ def fewshot_prefix(spec: TaskSpec, doc: dict[str, Any], pool: list[dict[str, Any
     fs = spec.fewshot
     if fs.k == 0:
         return ""
-    # the pool is either a separate split or the evaluation docs themselves (the same objects)
-    candidates = [d for d in pool if d is not doc]
-    if len(candidates) < fs.k:
-        raise EvalkitError(f"task '{spec.task}': fewshot.k is {fs.k} but only {len(candidates)} examples are available")
-    examples = random.Random(fs.seed * 1_000_003 + int(doc["doc_id"])).sample(candidates, fs.k)
+    # the pool is either a separate split or the evaluation docs themselves (the same objects): draw one
+    # spare, and drop the document itself if it was drawn (O(k), not O(pool), per document)
+    picks = random.Random(fs.seed * 1_000_003 + int(doc["doc_id"])).sample(range(len(pool)), min(len(pool), fs.k + 1))
+    examples = [pool[i] for i in picks if pool[i] is not doc][: fs.k]
+    if len(examples) < fs.k:
+        available = sum(d is not doc for d in pool)
+        raise EvalkitError(f"task '{spec.task}': fewshot.k is {fs.k} but only {available} examples are available")
     shots = [render(spec.doc_to_text, ex, f"task '{spec.task}' few-shot doc {ex['doc_id']} doc_to_text")
              + spec.target_delimiter + _target_text(spec, ex) for ex in examples]
     return fs.delimiter.join(shots) + fs.delimiter

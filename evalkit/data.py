@@ -277,19 +277,51 @@ def _read_sacrebleu(spec: TaskSpec) -> list[dict[str, Any]]:
     return [{"source": s, "references": [r[i] for r in refs], "reference": refs[0][i]} for i, s in enumerate(source)]
 
 
-def load_fewshot_pool(spec: TaskSpec, data_dir: str | Path | None) -> list[dict[str, Any]] | None:
-    """Examples for few-shot prompts from a separate split; None means: use the evaluation docs."""
+def data_source(spec: TaskSpec, data_dir: str | Path | None) -> dict[str, Any]:
+    """Where `load_documents` reads the evaluation split from (recorded beside the rows' hash)."""
+    ds = spec.dataset
+    if data_dir is not None and ds.local is not None:
+        return {"source": "local", "path": ds.local.path, "format": ds.local.format}
+    if ds.hub is not None:
+        return {"source": "hub", "path": ds.hub.path, "name": ds.hub.name, "split": ds.hub.split}
+    if ds.sacrebleu is not None:
+        import sacrebleu
+
+        return {"source": "sacrebleu", "test_set": ds.sacrebleu.test_set, "langpair": ds.sacrebleu.langpair,
+                "sacrebleu_version": sacrebleu.__version__}
+    return {"source": "none"}
+
+
+def load_fewshot_pool(spec: TaskSpec, data_dir: str | Path | None,
+                      eval_docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The examples few-shot prompts draw from, and where they came from (None when k is 0).
+
+    The task's few-shot split: `fewshot.local` (a file under --data-dir) for a local run, `fewshot.split`
+    (a hub split) for a hub run. The evaluation split itself only when the task sets
+    `fewshot.from_eval_split: true`; without any of them a few-shot run is refused.
+    """
     fs = spec.fewshot
-    if fs.k == 0:
-        return None
+    if fs.k == 0 or spec.kind == "perplexity":
+        return [], None
     if data_dir is not None and fs.local and spec.dataset.local is not None:
         rows = read_local(spec.dataset.local, Path(data_dir), spec.task, path=fs.local)
+        source: dict[str, Any] = {"source": "local", "path": fs.local, "format": spec.dataset.local.format}
     elif data_dir is None and fs.split and spec.dataset.hub is not None:
         from dataclasses import replace
 
-        rows = _read_hub(replace(spec, dataset=replace(spec.dataset, hub=replace(spec.dataset.hub, split=fs.split))))
+        hub = replace(spec.dataset.hub, split=fs.split)
+        rows = _read_hub(replace(spec, dataset=replace(spec.dataset, hub=hub)))
+        source = {"source": "hub", "path": hub.path, "name": hub.name, "split": fs.split}
+    elif fs.from_eval_split:
+        return eval_docs, {"source": "evaluation split"}
     else:
-        return None
+        where = "a file under --data-dir (fewshot.local)" if data_dir is not None else "a hub split (fewshot.split)"
+        raise EvalkitError(
+            f"task '{spec.task}': {fs.k}-shot prompts need a few-shot split, and {spec.source_file or 'the task'} names "
+            f"none for this run: add {where}, or set fewshot.from_eval_split: true to draw the examples "
+            "from the evaluation split itself (never the scored document)")
+    if not rows:
+        raise EvalkitError(f"task '{spec.task}': the few-shot split ({source['path']}) is empty")
     pool = []
     for i, row in enumerate(rows):
         doc = dict(row)
@@ -297,4 +329,4 @@ def load_fewshot_pool(spec: TaskSpec, data_dir: str | Path | None) -> list[dict[
             doc[new] = row.get(old)
         doc["doc_id"] = i
         pool.append(doc)
-    return pool
+    return pool, source

@@ -23,9 +23,10 @@ from .adapters import Adapter, get_adapter_class
 from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, build_work
 from .cache import ResponseCache
-from .data import load_documents, load_fewshot_pool, select_documents
+from .data import data_source, load_documents, load_fewshot_pool, select_documents
 from .metrics import build_metric, prepare_metrics, summarize
 from .progress import Progress
+from .provenance import doc_hash, rows_identity, task_hash
 from .requests import Generate, Loglikelihood, RollingLoglikelihood
 from .results import RESULTS_FILE, SCHEMA_VERSION, samples_path, write_json, write_jsonl
 from .tasks import TaskSpec, resolve_task
@@ -58,6 +59,7 @@ class PreparedTask:
     spec: TaskSpec
     docs: list[dict[str, Any]]
     work: list[DocWork]
+    identity: dict[str, Any] = field(default_factory=dict)  # hash, spec_hash, data, fewshot_pool (results config)
 
 
 def prepare_task(spec: TaskSpec, options: RunOptions, log=print) -> PreparedTask:
@@ -67,8 +69,12 @@ def prepare_task(spec: TaskSpec, options: RunOptions, log=print) -> PreparedTask
     if options.limit is not None and options.limit > len(all_docs):
         log(f"evalkit: note: --limit {options.limit} is larger than task '{spec.task}' ({len(all_docs)} documents): all of them are evaluated")
     chosen = select_documents(all_docs, options.limit, options.seed, options.limit_mode)
-    pool = load_fewshot_pool(spec, options.data_dir) or all_docs
-    return PreparedTask(spec, chosen, build_work(spec, chosen, pool))
+    pool, pool_source = load_fewshot_pool(spec, options.data_dir, all_docs)
+    data = rows_identity(all_docs, data_source(spec, options.data_dir))
+    fewshot_pool = rows_identity(pool, pool_source) if pool_source else None
+    identity = {"hash": task_hash(spec.config_hash, data, fewshot_pool), "spec_hash": spec.config_hash,
+                "data": data, "fewshot_pool": fewshot_pool}
+    return PreparedTask(spec, chosen, build_work(spec, chosen, pool), identity)
 
 
 def make_adapter(options: RunOptions) -> Adapter:
@@ -130,6 +136,7 @@ def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, A
         else:
             (r,) = mine
             rec.update(prediction=r.logprob, loglikelihood=r.logprob, tokens=r.n_tokens, **w.counts)
+        rec["doc_hash"] = doc_hash(rec)  # prompt plus gold / references / counted text: compare pairs by content
         records.append(rec)
     return records
 
@@ -219,8 +226,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "config": {
             "limit": options.limit, "limit_mode": options.limit_mode, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
             "bootstrap_iters": options.bootstrap_iters, "data_dir": options.data_dir,
-            "tasks": {p.spec.task: {"hash": p.spec.config_hash, "version": p.spec.version, "spec": p.spec.to_dict()}
-                      for p in prepared},
+            "tasks": {p.spec.task: {**p.identity, "version": p.spec.version, "spec": p.spec.to_dict()} for p in prepared},
         },
         "versions": versions(),
         "tasks": {},

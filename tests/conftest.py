@@ -33,6 +33,17 @@ def _isolated_cache(tmp_path_factory):
         os.environ["EVALKIT_CACHE_DIR"] = old
 
 
+@pytest.fixture()
+def one_thread():
+    """stories260K is too small for threads to help; on a shared 2-core machine they slow it down."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def stories_adapter():
     from evalkit.adapters.hf.causal import HFCausalAdapter

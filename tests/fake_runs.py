@@ -17,20 +17,21 @@ from evalkit.results import RESULTS_FILE, samples_path, write_json, write_jsonl
 from evalkit.tasks import TaskSpec, resolve_task
 
 
-def write_run(root: Path, run_id: str, tasks: dict[str, tuple[TaskSpec, list[dict[str, Any]]]]) -> Path:
+def write_run(root: Path, run_id: str, tasks: dict[str, tuple[TaskSpec, list[dict[str, Any]]]],
+              bootstrap_iters: int = 0) -> Path:
     """A run directory holding `tasks` ({name: (spec, records)}) scored like the engine does."""
     run_dir = root / run_id
     results: dict[str, Any] = {
         "schema_version": 1, "run_id": run_id, "created": "2026-01-01T00:00:00+00:00",
         "model": {"spec": f"fake/{run_id}"},
-        "config": {"limit": None, "fewshot": None, "seed": 1234, "bootstrap_iters": 0, "data_dir": None,
+        "config": {"limit": None, "fewshot": None, "seed": 1234, "bootstrap_iters": bootstrap_iters, "data_dir": None,
                    "tasks": {name: {"hash": spec.config_hash, "version": spec.version, "spec": spec.to_dict()}
                              for name, (spec, _) in tasks.items()}},
         "tasks": {},
     }
     for name, (spec, records) in tasks.items():
         records = [dict(r) for r in records]
-        metrics = score_records(spec, records, bootstrap_iters=0, seed=1234)  # accuracy keeps its closed-form stderr
+        metrics = score_records(spec, records, bootstrap_iters=bootstrap_iters, seed=1234)  # accuracy: closed form
         write_jsonl(samples_path(run_dir, name), records)
         results["tasks"][name] = {"n": len(records), "doc_ids": [r["doc_id"] for r in records], "metrics": metrics}
     write_json(run_dir / RESULTS_FILE, results)

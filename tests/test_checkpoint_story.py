@@ -11,7 +11,6 @@ from evalkit.analysis.compare import compare_runs, format_comparison
 from evalkit.results import read_results
 
 from .conftest import DATA, ROOT, STORIES
-from .test_regress import one_thread  # noqa: F401  (fixture)
 
 
 def load_example():
@@ -21,7 +20,7 @@ def load_example():
     return module
 
 
-def test_finetuned_checkpoint_is_compared_with_its_base(tmp_path, one_thread, capsys):  # noqa: F811
+def test_finetuned_checkpoint_is_compared_with_its_base(tmp_path, one_thread, capsys):
     example = load_example()
     tuned = tmp_path / "stories260K-xsum"
     texts = example.training_summaries(DATA, held_out=40)

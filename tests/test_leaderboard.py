@@ -234,3 +234,54 @@ def test_different_task_configs_are_flagged(two_models, tmp_path):
     (changed / "results.json").write_text(json.dumps(results))
     note = build_board(evalkit.leaderboard(tmp_path)).note
     assert "Warning: sst2 was run with 2 different task configs" in note and "imdb was run" not in note
+
+
+def _smoke_copy(src: Path, root: Path, run_id: str, created: str, model: dict | None = None) -> Path:
+    """A copy of `src` made to look like a 10-document bf16 smoke run (limit 10, n 10, other values)."""
+    dest = copy_run(src, root, run_id, created=created, model={"dtype": "bfloat16", **(model or {})},
+                    value=lambda _t, _m, v: v * 0.5)
+    results = json.loads((dest / "results.json").read_text())
+    results["config"]["limit"] = 10
+    for task in results["tasks"].values():
+        task["n"] = 10
+    (dest / "results.json").write_text(json.dumps(results))
+    return dest
+
+
+def test_a_newer_10_document_bf16_smoke_run_does_not_replace_the_full_fp32_run(stories_run, tmp_path):
+    """Issue 9 item 9: "latest run wins" let a 10-document bf16 smoke run replace an 872-document fp32 run silently."""
+    full = copy_run(stories_run[0], tmp_path, "run-full", created=DAY0, model={"dtype": "float32"})
+    _smoke_copy(stories_run[0], tmp_path, "run-smoke", "2026-01-05T10:00:00+00:00")
+    df = evalkit.leaderboard(tmp_path)
+    board = build_board(df)
+    assert board.values.loc["stories260K-hf", ("sst2", "accuracy")] == pytest.approx(_value(full, "sst2", "accuracy"))
+    assert set(latest(df)["run_id"]) == {"run-full"}
+    assert ("Note: stories260K-hf / sst2: 1 newer run(s) of another setup set aside (n=10, dtype bfloat16, limit 10); "
+            "shown: the run with n=40, dtype float32") in board.note
+    assert "Documents per task (n): imdb 40, sst2 40" in board.note and "not like for like" not in board.note
+    assert "(n=" not in board.to_text().split("\n\n")[0]
+
+
+def test_a_column_that_mixes_setups_is_warned_about_and_shows_n(stories_run, tmp_path):
+    copy_run(stories_run[0], tmp_path, "run-full", created=DAY0, model={"dtype": "float32"})
+    _smoke_copy(stories_run[0], tmp_path, "run-other", "2026-01-05T10:00:00+00:00",
+                model={"spec": "/ckpt/other", "location": "/ckpt/other", "sha256": "c" * 64})
+    board = build_board(evalkit.leaderboard(tmp_path))
+    assert ("Warning: sst2 rows are not like for like (n 40 / 10; limit 40 / 10; dtype float32 / bfloat16)"
+            in board.note)
+    shown = board.display().set_index("model")
+    assert shown.loc["other", "sst2/accuracy"].endswith("(n=10)")
+    assert shown.loc["stories260K-hf", "sst2/accuracy"].endswith("(n=40)")
+    back = pd.read_csv(io.StringIO(board.to_csv())).set_index("model")
+    assert back.loc["other", "sst2/accuracy n"] == 10 and back.loc["stories260K-hf", "sst2/accuracy n"] == 40
+
+
+def test_a_shared_setup_is_preferred_over_a_larger_unshared_one(stories_run, tmp_path):
+    """Model A has a smoke run and a full run, model B only a smoke run: the column compares the smoke runs."""
+    copy_run(stories_run[0], tmp_path, "run-a-full", created="2026-01-06T10:00:00+00:00", model={"dtype": "float32"})
+    smoke_a = _smoke_copy(stories_run[0], tmp_path, "run-a-smoke", DAY0)
+    _smoke_copy(stories_run[0], tmp_path, "run-b-smoke", DAY0, model={"spec": "/ckpt/b", "location": "/ckpt/b", "sha256": "d" * 64})
+    board = build_board(evalkit.leaderboard(tmp_path))
+    assert board.values.loc["stories260K-hf", ("sst2", "accuracy")] == pytest.approx(_value(smoke_a, "sst2", "accuracy"))
+    assert "not like for like" not in board.note
+    assert "stories260K-hf / sst2: 1 newer run(s) of another setup set aside (n=40, dtype float32, limit 40)" in board.note

@@ -19,17 +19,6 @@ from .fake_runs import sst2_records, sst2_spec, write_run
 
 
 @pytest.fixture()
-def one_thread():
-    """stories260K is too small for threads to help; on a shared 2-core machine they slow it down."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture()
 def fake_baseline(tmp_path):
     return write_run(tmp_path / "runs", "base", {"sst2": (sst2_spec(), sst2_records(np.ones(20, bool)))})
 

@@ -280,3 +280,52 @@ def test_ten_thousand_samples_stay_fast(browser, report_root, tmp_path):
     print(f"\n10,000 samples: report {out.stat().st_size / 1e6:.1f} MB built in {build_s:.2f} s, "
           f"Chromium ready in {load_s:.2f} s, a search over all of them in {search_ms:.0f} ms")
     assert load_s < 20 and build_s < 30 and search_ms < 2000
+
+
+def test_perplexity_intervals_are_percentile_bootstrap_and_never_below_zero(tmp_path):
+    """Issue 9 item 10: perplexity's normal CI (value ± 1.96 se) went below zero. Ten documents, one of them far
+    harder than the rest (a skewed bootstrap distribution): results.json stores the percentile bootstrap
+    interval, recomputed here from the samples by hand, and the report shows it."""
+    import numpy as np
+
+    from evalkit.analysis.report_charts import short_number
+    from evalkit.tasks import resolve_task
+
+    from .fake_runs import write_run
+
+    rates = [2.0] * 9 + [15.0]
+    records = [{"doc_id": i, "loglikelihood": -100 * r, "words": 100, "bytes": 500, "tokens": 130} for i, r in enumerate(rates)]
+    run_dir = write_run(tmp_path, "skewed", {"wikitext2": (resolve_task("wikitext2"), records)}, bootstrap_iters=1000)
+    entry = json.loads((run_dir / "results.json").read_text())["tasks"]["wikitext2"]["metrics"]["word_perplexity"]
+    assert entry["value"] == pytest.approx(np.exp(3.3))
+    assert entry["value"] - 1.96 * entry["stderr"] < 0  # the old report's interval
+    ll, words = np.array([-100 * r for r in rates]), np.full(10, 100)
+    rng = np.random.default_rng(1234)
+    draws = []
+    for _ in range(1000):
+        idx = rng.integers(0, 10, 10)
+        draws.append(np.exp(-ll[idx].sum() / words[idx].sum()))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    assert (entry["ci_low"], entry["ci_high"]) == pytest.approx((low, high), rel=1e-9)
+    assert 0 < entry["ci_low"] < entry["value"] < entry["ci_high"] and entry["ci_method"] == "percentile bootstrap, 95%"
+    html = build_report(run_dir)
+    cells = [e["text"] for e in Page(html).find("span", "ci")]
+    assert f"95% bootstrap CI [{entry['ci_low']:.2f}, {entry['ci_high']:.2f}]" in cells
+    assert not [c for c in cells if "[-" in c]  # no interval of a non-negative metric goes below zero
+    assert f"(95% CI {short_number(entry['ci_low'])} to {short_number(entry['ci_high'])})" in html  # the chart's whisker
+
+
+def test_closed_form_metrics_keep_a_clipped_normal_interval(tmp_path):
+    import numpy as np
+
+    from evalkit.analysis.report import metric_interval
+
+    from .fake_runs import sst2_records, sst2_spec, write_run
+
+    run_dir = write_run(tmp_path, "sst2", {"sst2": (sst2_spec(), sst2_records(np.arange(30) % 3 > 0))}, bootstrap_iters=200)
+    metrics = json.loads((run_dir / "results.json").read_text())["tasks"]["sst2"]["metrics"]
+    assert "ci_low" not in metrics["accuracy"]  # closed form: no bootstrap, no stored CI
+    assert metrics["f1"]["ci_low"] < metrics["f1"]["value"] < metrics["f1"]["ci_high"]
+    assert metric_interval(0.02, 0.02, float("nan"), float("nan"), "0-1") == (0.0, pytest.approx(0.0592, abs=1e-4), "normal")
+    assert metric_interval(0.99, 0.01, float("nan"), float("nan"), "0-1") == (pytest.approx(0.9704, abs=1e-4), 1.0, "normal")
+    assert metric_interval(5.0, 9.0, 2.0, 30.0, "ratio") == (2.0, 30.0, "bootstrap")

@@ -2,7 +2,11 @@
 
 A "model" row is the model identity plus the run-level `--fewshot K` override: `smollm2-135m-instruct`
 and `smollm2-135m-instruct (3-shot)` are separate rows, so a few-shot run never replaces a zero-shot one.
-When a model has several runs of a task, the latest run (by `created`) supplies all of that task's metrics.
+When a model has several runs of a task, one run supplies all of that task's metrics, chosen like for
+like: among the run *setups* (task hash, which covers spec and data; dtype; limit and its seed or mode), the
+setup most other models of the column share, then the one with more documents, then the latest; within
+that setup the latest run. So a 10-document bf16 smoke run never replaces an 872-document fp32 run. A
+note names what was set aside, and warns when a column still mixes setups; cells show n when it varies.
 
 The module itself is callable (`evalkit.leaderboard(path)` is `leaderboard(path)`): a package attribute
 named like a submodule is replaced by the module whenever the submodule is imported, so a plain
@@ -39,6 +43,7 @@ TIDY_COLUMNS = [
     "run_id", "created", "run_dir", "model", "model_spec", "model_location", "model_revision", "dtype", "device",
     "fewshot", "task", "metric", "value", "stderr", "n", "higher_is_better", "scale", "stderr_method",
     "task_hash", "task_config", "task_version", "task_fewshot", "seconds", "limit", "seed",
+    "ci_low", "ci_high", "data_sha256", "setup",
 ]
 
 
@@ -75,6 +80,10 @@ def _tidy_rows(run_dir: Path, res: dict[str, Any]) -> list[dict[str, Any]]:
         task_config = (config.get("tasks") or {}).get(task) or {}
         spec = task_config.get("spec") or {}
         shots = None if spec.get("kind") == "perplexity" else (spec.get("fewshot") or {}).get("k")
+        data_sha = ((task_config.get("data") or {}).get("sha256") or "")[:12] or None
+        sample = "" if not config.get("limit") else (
+            " first" if config.get("limit_mode") == "first" else f" seed {config.get('seed')}")
+        setup = f"task {task_config.get('hash')} dtype {model.get('dtype')} limit {config.get('limit')}{sample}"
         for metric, m in (result.get("metrics") or {}).items():
             rows.append({
                 **base, "task": task, "metric": metric, "value": _number(m.get("value")),
@@ -83,6 +92,8 @@ def _tidy_rows(run_dir: Path, res: dict[str, Any]) -> list[dict[str, Any]]:
                 "stderr_method": m.get("stderr_method"), "task_hash": task_config.get("hash"),
                 "task_config": _config_without_shots(spec) or task_config.get("hash"),
                 "task_version": task_config.get("version"), "task_fewshot": shots, "seconds": result.get("seconds"),
+                "ci_low": _number(m.get("ci_low")), "ci_high": _number(m.get("ci_high")), "data_sha256": data_sha,
+                "setup": setup,
             })
     return rows
 
@@ -122,10 +133,40 @@ def _unique_labels(df: pd.DataFrame) -> pd.Series:
     return labels
 
 
-def latest(df: pd.DataFrame) -> pd.DataFrame:
-    """Only the latest run per (model, task); all of that run's metrics for the task are kept."""
-    newest = df.sort_values("created", kind="stable").drop_duplicates(["model", "task"], keep="last")
-    return df.merge(newest[["model", "task", "run_id"]], on=["model", "task", "run_id"]).reset_index(drop=True)
+def preferred(df: pd.DataFrame) -> pd.DataFrame:
+    """One run per (model, task), like for like (see the module doc); all of that run's metrics are kept."""
+    runs = df.drop_duplicates(["model", "task", "run_id"])
+    shared = runs.groupby(["task", "setup"])["model"].transform("nunique")
+    ranked = runs.assign(_shared=shared).sort_values(["_shared", "n", "created"], kind="stable", na_position="first")
+    chosen = ranked.drop_duplicates(["model", "task"], keep="last")
+    return df.merge(chosen[["model", "task", "run_id"]], on=["model", "task", "run_id"]).reset_index(drop=True)
+
+
+latest = preferred  # the old name: "latest run wins" is now "like for like, then latest"
+
+
+def set_aside_notes(df: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
+    """Runs left out because their setup differs from the one shown (e.g. a newer smoke run)."""
+    notes = []
+    used = shown.drop_duplicates(["model", "task"]).set_index(["model", "task"])
+    for (model, task), group in df.drop_duplicates(["model", "task", "run_id"]).groupby(["model", "task"], sort=True):
+        kept = used.loc[(model, task)]
+        other = group[group["setup"] != kept["setup"]]
+        if len(other):
+            newer = other[other["created"] > kept["created"]]
+            which = f"{len(newer)} newer " if len(newer) else ""
+            notes.append(f"Note: {model} / {task}: {which}run(s) of another setup set aside ({_setups(other)}); "
+                         f"shown: the run with n={_int(kept['n'])}, dtype {kept['dtype']} (--all shows every run).")
+    return notes
+
+
+def _int(value: Any) -> str:
+    return "?" if pd.isna(value) else str(int(value))
+
+
+def _setups(runs: pd.DataFrame) -> str:
+    return "; ".join(f"n={_int(r.n)}, dtype {r.dtype}, limit {r.limit if not pd.isna(r.limit) else 'none'}"
+                     for r in runs.itertuples(index=False))
 
 
 def select(df: pd.DataFrame, tasks: list[str] | None = None, metrics: list[str] | None = None) -> pd.DataFrame:
@@ -141,7 +182,7 @@ def select(df: pd.DataFrame, tasks: list[str] | None = None, metrics: list[str] 
 
 
 def pivot(df: pd.DataFrame, values: str = "value", all_runs: bool = False) -> pd.DataFrame:
-    """models x (task, metric) of `values`; latest run per model and task, or rows (model, run_id) with all_runs."""
+    """models x (task, metric) of `values`; one run per model and task (`preferred`), or rows (model, run_id) with all_runs."""
     if not all_runs:
         df = latest(df)
     index = ["model", "run_id"] if all_runs else ["model"]
@@ -182,6 +223,7 @@ class Board:
     win_rate: pd.Series
     higher_is_better: dict[tuple[str, str], bool]
     note: str = WIN_RATE_NOTE
+    counts: pd.DataFrame | None = None  # documents (n) per cell
 
     @property
     def columns(self) -> list[str]:
@@ -197,10 +239,17 @@ class Board:
         cells = {WIN_RATE: [MISSING if pd.isna(w) else f"{w:.2f}" for w in self.win_rate],
                  TASKS: [f"{n}/{n_tasks}" for n in self.tasks_run()]}
         for label, column in zip(self.columns, self.values.columns):
-            cells[label] = [MISSING if pd.isna(v) else format_value(v, s)
-                            for v, s in zip(self.values[column], self.stderrs[column])]
+            ns = self._counts(column)
+            mixed = ns.dropna().nunique() > 1
+            cells[label] = [MISSING if pd.isna(v) else format_value(v, s) + (f" (n={int(n)})" if mixed and not pd.isna(n) else "")
+                            for v, s, n in zip(self.values[column], self.stderrs[column], ns)]
         out = pd.DataFrame(cells, index=self.values.index)
         return out.reset_index()
+
+    def _counts(self, column: tuple[str, str]) -> pd.Series:
+        if self.counts is None:
+            return pd.Series(pd.NA, index=self.values.index)
+        return self.counts[column]
 
     def numeric(self) -> pd.DataFrame:
         """One row per model: win rate, then each task metric and its stderr (for CSV)."""
@@ -208,6 +257,7 @@ class Board:
         for label, column in zip(self.columns, self.values.columns):
             cells[label] = self.values[column].to_numpy()
             cells[f"{label} stderr"] = self.stderrs[column].to_numpy()
+            cells[f"{label} n"] = self._counts(column).to_numpy()
         return pd.DataFrame(cells, index=self.values.index).reset_index()
 
     def to_text(self) -> str:
@@ -249,13 +299,43 @@ def build_board(df: pd.DataFrame, sort: str | None = None, all_runs: bool = Fals
         raise EvalkitError("no results left to show; check --tasks and --metrics")
     values = pivot(df, "value", all_runs)
     stderrs = pivot(df, "stderr", all_runs)
+    counts = pivot(df, "n", all_runs)
     higher = {(t, m): bool(h) for t, m, h in df[["task", "metric", "higher_is_better"]].itertuples(index=False)}
     rates = win_rate(values, higher)
-    note = " ".join([WIN_RATE_NOTE, *config_warnings(df if all_runs else latest(df))])
-    board = Board(values, stderrs, rates, higher, note)
+    shown = df if all_runs else preferred(df)
+    notes = [*config_warnings(shown), *setup_warnings(shown), *([] if all_runs else set_aside_notes(df, shown))]
+    note = " ".join([WIN_RATE_NOTE, documents_note(shown), *notes])
+    board = Board(values, stderrs, rates, higher, note, counts)
     key, ascending = _sort_key(board, sort)
     order = key.sort_values(ascending=ascending, na_position="last", kind="stable").index
-    return Board(values.loc[order], stderrs.loc[order], rates.loc[order], higher, note)
+    return Board(values.loc[order], stderrs.loc[order], rates.loc[order], higher, note, counts.loc[order])
+
+
+def documents_note(shown: pd.DataFrame) -> str:
+    """n per task when every row of it has the same; cells carry (n=...) where a column mixes them."""
+    per_task = shown.drop_duplicates(["model", "task", "run_id"]).groupby("task", sort=True)["n"]
+    uniform = [f"{task} {_int(ns.iloc[0])}" for task, ns in per_task if ns.nunique(dropna=False) == 1]
+    mixed = [task for task, ns in per_task if ns.nunique(dropna=False) > 1]
+    parts = [f"Documents per task (n): {', '.join(uniform)}."] if uniform else []
+    if mixed:
+        parts.append(f"{', '.join(mixed)}: n differs between rows, shown as (n=...) in the cells.")
+    return " ".join(parts)
+
+
+def setup_warnings(shown: pd.DataFrame) -> list[str]:
+    """One warning per task whose rows differ in documents, dtype or data: not like for like."""
+    warnings = []
+    for task, group in shown.drop_duplicates(["model", "task", "run_id"]).groupby("task", sort=True):
+        parts = []
+        for column, name in (("n", "n"), ("limit", "limit"), ("dtype", "dtype"), ("data_sha256", "data sha256")):
+            distinct = list(dict.fromkeys(str(_int(v) if column in ("n", "limit") and not pd.isna(v) else v)
+                                          for v in group[column] if not pd.isna(v)))
+            if len(distinct) > 1:
+                parts.append(f"{name} {' / '.join(distinct)}")
+        if parts:
+            warnings.append(f"Warning: {task} rows are not like for like ({'; '.join(parts)}); "
+                            "a difference between them may come from the setup, not the model.")
+    return warnings
 
 
 def config_warnings(df: pd.DataFrame) -> list[str]:

@@ -20,8 +20,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from ..metrics import Scorer
-
-CI_LEVEL = 0.95
+from ..metrics.base import CI_LEVEL, percentile_interval as percentile_ci  # noqa: F401  (one percentile rule for both)
 
 
 @dataclass(frozen=True)
@@ -55,23 +54,34 @@ def paired_bootstrap(baseline: Scorer, candidate: Scorer, iterations: int, seed:
     return deltas
 
 
-def bootstrap_p_value(deltas: np.ndarray) -> float:
-    """Two-sided p-value of "no difference", by inverting the percentile interval: twice the share of
-    resamples on the far side of zero (with the usual +1 correction). p < alpha about when the
-    (1 - alpha) interval excludes 0. Monotone transforms of a metric (bits per byte and byte
-    perplexity) get the same p. Identical runs give p = 1."""
+def bootstrap_p_value(deltas: np.ndarray, null: float = 0.0) -> float:
+    """Two-sided p-value of "the difference is `null`" (default: no difference), by inverting the
+    percentile interval: twice the share of resamples on the far side of `null` (with the usual +1
+    correction). p < alpha about when the (1 - alpha) interval excludes `null`. Monotone transforms of
+    a metric (bits per byte and byte perplexity) get the same p against 0. Identical runs give p = 1
+    against 0. A non-zero `null` tests against a tolerance margin (the gate's non-inferiority test)."""
     if not np.all(np.isfinite(deltas)):
         return float("nan")
-    far_side = min(np.sum(deltas <= 0), np.sum(deltas >= 0))
+    far_side = min(np.sum(deltas <= null), np.sum(deltas >= null))
     return float(min(1.0, 2 * (far_side + 1) / (len(deltas) + 1)))
 
 
-def percentile_ci(deltas: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
-    if not np.all(np.isfinite(deltas)):
-        return float("nan"), float("nan")
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(deltas, [tail, 100 - tail])
-    return float(low), float(high)
+def adjust_p_values(p_values: list[float], method: str) -> list[float]:
+    """p-values adjusted for multiple comparisons with statsmodels' `multipletests`: "holm" (family-wise
+    error, any dependence), "bh" (Benjamini-Hochberg false discovery rate) or "none". Non-finite p-values
+    stay NaN and are not counted in the family."""
+    out = [float("nan")] * len(p_values)
+    finite = [i for i, p in enumerate(p_values) if math.isfinite(p)]
+    if not finite:
+        return out
+    values = [p_values[i] for i in finite]
+    if method != "none":
+        from statsmodels.stats.multitest import multipletests
+
+        values = list(multipletests(values, method={"holm": "holm", "bh": "fdr_bh"}[method])[1])
+    for i, p in zip(finite, values):
+        out[i] = float(p)
+    return out
 
 
 def unpaired_z_test(base_value: float, base_stderr: float, cand_value: float, cand_stderr: float) -> float:

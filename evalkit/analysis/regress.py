@@ -7,13 +7,16 @@ A spec is a YAML file (paths in it are relative to the file):
     metrics: [accuracy, bits_per_byte]  # default: every metric of those tasks
     tolerances: {accuracy: 0.02, wikitext2/bits_per_byte: 2%}   # default 0
     alpha: 0.05
+    adjust: holm                        # p-value adjustment over the rows: holm, bh or none
+    allow_untestable: false             # true: rows with non-finite values do not fail the gate
     iterations: 1000                    # paired-bootstrap resamples
     seed: 1234
     data_dir: ../shared/data            # default: the baseline's data_dir
 
 The candidate is scored with the task configs stored in the baseline's results.json (not the
 task files on disk, which may have changed since) and with its limit, seed, few-shot count and
-data, so both runs see the same documents and prompts.
+data, so both runs see the same documents and prompts. Before the model loads, the candidate's
+documents and few-shot pool are checked against the hashes the baseline recorded.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from typing import Any, Callable
 
 import yaml
 
-from .compare import Comparison, Tolerance, check_test_options, compare_runs, open_run, parse_tolerance
+from .comparability import describe_source
+from .compare import ADJUSTMENTS, Comparison, Tolerance, check_test_options, compare_runs, open_run, parse_tolerance
 from ..errors import EvalkitError
 from ..tasks import available_tasks, load_task_file, parse_task
 from ..tasks.loader import _Fields, read_yaml
 
-SPEC_KEYS = {"baseline", "tasks", "metrics", "tolerances", "alpha", "iterations", "seed", "data_dir"}
+SPEC_KEYS = {"baseline", "tasks", "metrics", "tolerances", "alpha", "adjust", "allow_untestable", "iterations", "seed",
+             "data_dir"}
 
 
 @dataclass
@@ -41,6 +46,8 @@ class RegressionSpec:
     metrics: list[str] | None = None
     tolerances: dict[str, Tolerance] = field(default_factory=dict)
     alpha: float = 0.05
+    adjust: str = "holm"
+    allow_untestable: bool = False
     iterations: int = 1000
     seed: int = 1234
     data_dir: str | None = None
@@ -65,6 +72,10 @@ def load_regression_spec(path: str | os.PathLike) -> RegressionSpec:
     spec.alpha = float(top.get("alpha", (int, float), 0.05))
     if not 0 < spec.alpha < 1:
         top.fail(f"must be between 0 and 1, got {spec.alpha}", "alpha")
+    spec.adjust = top.get("adjust", str, "holm")
+    if spec.adjust not in ADJUSTMENTS:
+        top.fail(f"must be one of {', '.join(ADJUSTMENTS)}, got '{spec.adjust}'", "adjust")
+    spec.allow_untestable = top.get("allow_untestable", bool, False)
     spec.iterations = top.get("iterations", int, 1000)
     if spec.iterations < 100:
         top.fail(f"must be at least 100, got {spec.iterations}", "iterations")
@@ -109,9 +120,10 @@ def baseline_task_files(base_results: dict[str, Any], tasks: list[str], folder: 
         if "spec" not in stored or "hash" not in stored:
             raise EvalkitError(f"the baseline run does not record the config of task '{task}'; re-run the baseline with this evalkit")
         spec = parse_task(stored["spec"], f"baseline config of task '{task}'")
-        if spec.config_hash != stored["hash"]:
+        recorded = stored.get("spec_hash") or stored["hash"]
+        if spec.config_hash != recorded:
             raise EvalkitError(f"the baseline's config of task '{task}' hashes to {spec.config_hash}, not its recorded "
-                               f"{stored['hash']}; it was written by an incompatible evalkit version")
+                               f"{recorded}; it was written by an incompatible evalkit version")
         if task in on_disk:
             try:
                 changed = load_task_file(on_disk[task]).config_hash != spec.config_hash
@@ -133,7 +145,7 @@ def run_regression(spec: RegressionSpec, model: str, *, adapter_name: str = "hf-
 
     if not model:
         raise EvalkitError("regress needs the candidate model: pass --model (a folder, hub id or .gguf file)")
-    check_test_options(spec.alpha, spec.iterations)
+    check_test_options(spec.alpha, spec.iterations, spec.adjust)
     check_against_baseline(spec)
     base = open_run(spec.baseline)
     tasks = spec.tasks or list(base.results["tasks"])
@@ -150,7 +162,26 @@ def run_regression(spec: RegressionSpec, model: str, *, adapter_name: str = "hf-
             bootstrap_iters=config.get("bootstrap_iters", 1000), data_dir=data_dir, output=output,
             batch_size=batch_size, device=device, dtype=dtype, progress=progress,
         )
+        check_same_inputs(base.results, options)
         run_dir, _ = evaluate(options, adapter=adapter, log=log)
     comparison = compare_runs(base.path, run_dir, alpha=spec.alpha, tolerances=spec.tolerances, tasks=tasks,
-                              metrics=spec.metrics, iterations=spec.iterations, seed=spec.seed)
+                              metrics=spec.metrics, iterations=spec.iterations, seed=spec.seed, adjust=spec.adjust,
+                              allow_untestable=spec.allow_untestable)
     return comparison, run_dir
+
+
+def check_same_inputs(base_results: dict[str, Any], options) -> None:
+    """Before the model loads: the candidate's documents and few-shot pool must hash as the baseline's did."""
+    from ..engine import prepare_task
+    from ..tasks import resolve_task
+
+    for path in options.tasks:
+        prepared = prepare_task(resolve_task(path), options, log=lambda _msg: None)  # evaluate() says its notes
+        stored = base_results["config"]["tasks"].get(prepared.spec.task) or {}
+        if "spec_hash" not in stored or stored.get("hash") == prepared.identity["hash"]:
+            continue  # a baseline from before data hashes were recorded: compare checks each document's content
+        parts = [f"{name} {describe_source(stored.get(key) or {})} (baseline) vs {describe_source(prepared.identity[key] or {})} (here)"
+                 for key, name in (("data", "data"), ("fewshot_pool", "few-shot pool"))
+                 if (stored.get(key) or {}).get("sha256") != (prepared.identity[key] or {}).get("sha256")]
+        raise EvalkitError(f"task '{prepared.spec.task}': the candidate would read different inputs than the baseline: "
+                           f"{'; '.join(parts) or 'the task hashes differ'}; pass --data-dir (or data_dir) with the baseline's data")

@@ -1,6 +1,10 @@
 """The self-contained HTML report: leaderboard with confidence intervals, one SVG chart per task metric,
 run metadata, and a sample browser (search, wrong-answers filter, paging) driven by inline JavaScript.
 
+Confidence intervals: the percentile bootstrap interval stored in results.json wherever the metric's
+standard error comes from the bootstrap (so a perplexity interval never goes below zero); otherwise
+value ± 1.96 × stderr, clipped to the metric's range (0-1, 0-100, or >= 0).
+
 Safety: the page is rendered with Jinja2 autoescaping; samples travel as JSON inside a
 `<script type="application/json">` block with `<`, `>` and `&` written as `\\u003c`-style escapes, so no
 model or data text can close the block; the browser script only ever sets `textContent`. A
@@ -21,8 +25,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import EvalkitError
-from .leaderboard import MISSING, Board, build_board, latest, leaderboard
-from .report_charts import Z95, bar_chart, color
+from .leaderboard import MISSING, Board, build_board, latest, leaderboard, pivot
+from .report_charts import Z95, _finite, bar_chart, color
 from ..results import read_results, read_samples
 from ..summary import format_value
 
@@ -32,7 +36,7 @@ SAMPLE_FIELDS = {"doc_id", "prompt", "prediction", "gold", "references", "scores
 
 
 def build_report(path: str | os.PathLike, all_runs: bool = False, max_chars: int = DEFAULT_MAX_CHARS) -> str:
-    """The report for every run under `path` (latest run per model and task unless all_runs), as HTML text."""
+    """The report for every run under `path` (one run per model and task, like for like, unless all_runs), as HTML text."""
     tidy = leaderboard(path)
     shown = tidy if all_runs else latest(tidy)
     board = build_board(tidy, all_runs=all_runs)
@@ -40,12 +44,13 @@ def build_report(path: str | os.PathLike, all_runs: bool = False, max_chars: int
     colors = [color(i) for i in range(len(labels))]
     runs = _runs(tidy, shown)
     sets = _sample_sets(shown, max_chars)
+    intervals = _intervals(board, tidy, all_runs)
     context = {
         "source": str(path), "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "n_runs": len(runs), "n_superseded": tidy["run_id"].nunique() - len(runs),
         "n_models": shown["model"].nunique(), "n_tasks": shown["task"].nunique(),
-        "n_samples": sum(len(s["samples"]) for s in sets), "table": _table(board, labels), "note": board.note,
-        "charts": _charts(board, labels, colors, shown), "runs": runs,
+        "n_samples": sum(len(s["samples"]) for s in sets), "table": _table(board, labels, intervals), "note": board.note,
+        "charts": _charts(board, labels, colors, shown, intervals), "runs": runs,
     }
     return render(context, sets)
 
@@ -80,7 +85,30 @@ def _digits(value: float) -> int:
     return 4 if abs(value) < 10 else 2
 
 
-def _table(board: Board, labels: list[str]) -> dict[str, Any]:
+Interval = tuple[float, float, str]  # low, high, how ("bootstrap" or "normal")
+RANGES = {"0-1": (0.0, 1.0), "0-100": (0.0, 100.0), "ratio": (0.0, math.inf)}
+
+
+def metric_interval(value: float, stderr: float, low: float, high: float, scale: str | None) -> Interval | None:
+    """The stored percentile bootstrap interval, or value ± 1.96 se clipped to the metric's range."""
+    if _finite(low) and _finite(high):
+        return float(low), float(high), "bootstrap"
+    if not _finite(value) or not _finite(stderr):
+        return None
+    floor, top = RANGES.get(scale or "", (-math.inf, math.inf))
+    return max(value - Z95 * stderr, floor), min(value + Z95 * stderr, top), "normal"
+
+
+def _intervals(board: Board, tidy: pd.DataFrame, all_runs: bool) -> dict[tuple[str, str], list[Interval | None]]:
+    lows, highs = (pivot(tidy, column, all_runs).reindex(index=board.values.index, columns=board.values.columns)
+                   for column in ("ci_low", "ci_high"))
+    scales = {(t, m): s for t, m, s in tidy[["task", "metric", "scale"]].itertuples(index=False)}
+    return {column: [metric_interval(v, s, lo, hi, scales.get(column)) for v, s, lo, hi in
+                     zip(board.values[column], board.stderrs[column], lows[column], highs[column])]
+            for column in board.values.columns}
+
+
+def _table(board: Board, labels: list[str], intervals: dict[tuple[str, str], list[Interval | None]]) -> dict[str, Any]:
     tasks: dict[str, int] = {}
     for task, _metric in board.values.columns:
         tasks[task] = tasks.get(task, 0) + 1
@@ -94,8 +122,11 @@ def _table(board: Board, labels: list[str]) -> dict[str, Any]:
             if pd.isna(v):
                 cells.append(None)
                 continue
-            d = _digits(v)
-            ci = f"95% CI [{v - Z95 * s:.{d}f}, {v + Z95 * s:.{d}f}]" if not pd.isna(s) else ""
+            d, interval = _digits(v), intervals[column][i]
+            ci = ""
+            if interval:
+                low, high, how = interval
+                ci = f"95% {'bootstrap ' if how == 'bootstrap' else ''}CI [{low:.{d}f}, {high:.{d}f}]"
             cells.append({"text": format_value(v, s), "ci": ci, "best": best[column] == i})
         rate = board.win_rate.iloc[i]
         rows.append({"label": label, "win_rate": MISSING if pd.isna(rate) else f"{rate:.2f}", "cells": cells,
@@ -110,7 +141,8 @@ def _best(values: pd.Series, higher_is_better: bool) -> int | None:
     return int(present.idxmax() if higher_is_better else present.idxmin())
 
 
-def _charts(board: Board, labels: list[str], colors: list[str], shown: pd.DataFrame) -> list[dict[str, Any]]:
+def _charts(board: Board, labels: list[str], colors: list[str], shown: pd.DataFrame,
+            intervals: dict[tuple[str, str], list[Interval | None]]) -> list[dict[str, Any]]:
     scales = {(t, m): s for t, m, s in shown[["task", "metric", "scale"]].itertuples(index=False)}
     charts = []
     for column in board.values.columns:
@@ -119,7 +151,8 @@ def _charts(board: Board, labels: list[str], colors: list[str], shown: pd.DataFr
         charts.append({
             "title": title, "arrow": "higher is better" if board.higher_is_better[column] else "lower is better",
             "scale": scales.get(column) or "", "svg": bar_chart(title, labels, list(board.values[column]),
-                                                               list(board.stderrs[column]), colors),
+                                                               list(board.stderrs[column]), colors,
+                                                               [i[:2] if i else None for i in intervals[column]]),
         })
     return charts
 
@@ -181,7 +214,7 @@ def _sample(record: dict[str, Any], max_chars: int) -> dict[str, Any]:
     targets = record.get("references")
     if targets is None:
         targets = [] if record.get("gold") is None else [record["gold"]]
-    scores = {k: _finite(v) for k, v in (record.get("scores") or {}).items()}
+    scores = {k: _finite_or_none(v) for k, v in (record.get("scores") or {}).items()}
     extra = " · ".join(f"{k}: {_clip(json.dumps(v, ensure_ascii=False), 300)}"
                        for k, v in record.items() if k not in SAMPLE_FIELDS)
     return {"id": record.get("doc_id"), "prompt": _clip(_text(record.get("prompt")), max_chars),
@@ -214,7 +247,7 @@ def _clip(text: str, max_chars: int) -> str:
     return text
 
 
-def _finite(value: Any) -> Any:
+def _finite_or_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

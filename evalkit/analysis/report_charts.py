@@ -1,4 +1,5 @@
-"""Inline SVG bar charts for the HTML report: one bar per model, error bars at the 95% confidence interval.
+"""Inline SVG bar charts for the HTML report: one bar per model, error bars at the 95% confidence interval
+(the given intervals, such as percentile bootstrap ones, or value ± 1.96 stderr).
 
 Drawn in Python so that the charts need no JavaScript and no library. Every label is escaped; no
 style attributes are used, so the report's Content-Security-Policy can forbid inline styles.
@@ -40,11 +41,17 @@ def short_number(x: float) -> str:
     return f"{x:.4g}"
 
 
-def bar_chart(title: str, labels: list[str], values: list[float], stderrs: list[float], colors: list[str]) -> Markup:
-    """Horizontal bars with 95% CI whiskers; a NaN value draws a '—' row without a bar."""
+def bar_chart(title: str, labels: list[str], values: list[float], stderrs: list[float], colors: list[str],
+              intervals: list[tuple[float, float] | None] | None = None) -> Markup:
+    """Horizontal bars with 95% CI whiskers; a NaN value draws a '—' row without a bar.
+
+    intervals: each bar's (low, high), e.g. a percentile bootstrap interval; default value ± 1.96 stderr."""
     floor = 0.0 if all(v >= 0 for v in values if _finite(v)) else -math.inf  # a CI of a non-negative metric stops at 0
-    lows = [max(v - Z95 * s, floor) if _finite(s) else v for v, s in zip(values, stderrs) if _finite(v)]
-    highs = [v + Z95 * s if _finite(s) else v for v, s in zip(values, stderrs) if _finite(v)]
+    if intervals is None:
+        intervals = [(max(v - Z95 * s, floor), v + Z95 * s) if _finite(v) and _finite(s) else None
+                     for v, s in zip(values, stderrs)]
+    lows = [iv[0] if iv else v for v, iv in zip(values, intervals) if _finite(v)]
+    highs = [iv[1] if iv else v for v, iv in zip(values, intervals) if _finite(v)]
     low, high = min([0.0, *lows]), max([0.0, *highs])
     if high == low:
         high = low + 1.0
@@ -62,7 +69,7 @@ def bar_chart(title: str, labels: list[str], values: list[float], stderrs: list[
         out.append(f'<line x1="{x(t):.1f}" y1="{TOP}" x2="{x(t):.1f}" y2="{axis_y}" stroke="#e3e6eb"/>')
         out.append(f'<text x="{x(t):.1f}" y="{axis_y + 15}" text-anchor="middle" font-size="10" fill="#6b7280">'
                    f"{short_number(t)}</text>")
-    for i, (label, v, s, fill) in enumerate(zip(labels, values, stderrs, colors)):
+    for i, (label, v, interval, fill) in enumerate(zip(labels, values, intervals, colors)):
         y = TOP + i * ROW_H
         shown = label if len(label) <= 32 else label[:31] + "…"
         out.append(f'<text x="{LABEL_W - 8}" y="{y + ROW_H / 2 + 4:.1f}" text-anchor="end" font-size="11" fill="#1f2937">'
@@ -72,12 +79,12 @@ def bar_chart(title: str, labels: list[str], values: list[float], stderrs: list[
             continue
         x0, x1 = sorted((x(0.0), x(v)))
         tip = f"{label}: {short_number(v)}"
-        if _finite(s):
-            tip += f" (95% CI {short_number(v - Z95 * s)} to {short_number(v + Z95 * s)})"
+        if interval:
+            tip += f" (95% CI {short_number(interval[0])} to {short_number(interval[1])})"
         out.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(x1 - x0, 1):.1f}" height="{ROW_H - 8}" rx="2" fill="{fill}">'
                    f"<title>{escape(tip)}</title></rect>")
-        if _finite(s) and s > 0:
-            lo, hi, mid = x(max(v - Z95 * s, floor)), x(v + Z95 * s), y + ROW_H / 2
+        if interval and interval[1] > interval[0]:
+            lo, hi, mid = x(interval[0]), x(interval[1]), y + ROW_H / 2
             out.append(f'<path d="M{lo:.1f},{mid:.1f}H{hi:.1f}M{lo:.1f},{mid - 5:.1f}V{mid + 5:.1f}'
                        f'M{hi:.1f},{mid - 5:.1f}V{mid + 5:.1f}" stroke="#111827" stroke-width="1.3" fill="none"/>')
         out.append(f'<text x="{LABEL_W + BAR_W + 8}" y="{y + ROW_H / 2 + 4:.1f}" font-size="11" fill="#374151">'

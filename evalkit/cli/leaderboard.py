@@ -49,13 +49,14 @@ def add_results_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="?", default="results",
                         help="results directory or one run directory (default: results)")
     parser.add_argument("--all", action="store_true",
-                        help="one row per run instead of the latest run per model and task")
+                        help="one row per run instead of one run per model and task (chosen like for like)")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "leaderboard", help="one table of models x task metrics from a results directory",
-        description="One row per model (the latest run per task wins; --all keeps every run), values as "
+        description="One row per model; for each task the run chosen like for like (the setup - task hash, dtype, "
+                    "limit - most models share, then more documents, then the latest; --all keeps every run), values as "
                     "mean ± stderr, '—' for a task a model has not run, and a win-rate column explained under the table.")
     add_results_arguments(p)
     p.add_argument("--tasks", help="comma-separated tasks to show (default: all)")

@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="random: a seeded sample, kept in document order (default); first: the first N documents, "
                           "as lm-eval's --limit, for like-for-like comparisons with it")
     run.add_argument("--fewshot", type=int, default=None, metavar="K",
-                     help="few-shot examples per prompt, overriding each task's fewshot.k")
+                     help="few-shot examples per prompt, overriding each task's fewshot.k; drawn from the task's "
+                          "few-shot split (fewshot.local with --data-dir, fewshot.split from the hub), from the "
+                          "evaluation split only where the task sets fewshot.from_eval_split")
     run.add_argument("--seed", type=int, default=1234, help="seed for --limit sampling, few-shot and bootstrap (default 1234)")
     run.add_argument("--batch-size", default="auto", help="integer or 'auto' (largest that fits, halves on OOM)")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")

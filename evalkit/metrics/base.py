@@ -1,4 +1,8 @@
-"""The scorer protocol, and standard errors: closed form where one exists, else a seeded bootstrap."""
+"""The scorer protocol, and standard errors: closed form where one exists, else a seeded bootstrap.
+
+Where the bootstrap is used, its 95% percentile interval is recorded too (`ci_low`, `ci_high`): it
+follows the metric's own range (a perplexity interval never goes below zero, unlike value ± 1.96 se).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from ..errors import EvalkitError
 from .options import Option
 
 DEFAULT_BOOTSTRAP = 1000
+CI_LEVEL = 0.95
 
 
 @dataclass
@@ -21,10 +26,13 @@ class MetricValue:
     scale: str
     stderr_method: str
     extra: dict[str, Any] = field(default_factory=dict)
+    ci: tuple[float, float] | None = None  # 95% percentile bootstrap interval, where the bootstrap is used
 
     def to_dict(self) -> dict[str, Any]:
         out = {"value": self.value, "stderr": self.stderr, "higher_is_better": self.higher_is_better,
                "scale": self.scale, "stderr_method": self.stderr_method}
+        if self.ci is not None:
+            out.update(ci_low=self.ci[0], ci_high=self.ci[1], ci_method=f"percentile bootstrap, {CI_LEVEL:.0%}")
         out.update(self.extra)
         return out
 
@@ -125,30 +133,49 @@ def mean_stderr(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
-def bootstrap_stderr(scorer: Scorer, iterations: int = DEFAULT_BOOTSTRAP, seed: int = 1234) -> dict[str, float]:
+def bootstrap_draws(scorer: Scorer, iterations: int = DEFAULT_BOOTSTRAP, seed: int = 1234) -> dict[str, np.ndarray]:
     """Seeded bootstrap over documents: resample n docs with replacement, recompute the corpus metric."""
+    rng = np.random.default_rng(seed)
+    draws = {name: np.empty(iterations) for name in scorer.names}
+    for i in range(iterations):
+        for name, value in scorer.score(rng.integers(0, scorer.n, scorer.n)).items():
+            draws[name][i] = value
+    return draws
+
+
+def bootstrap_stderr(scorer: Scorer, iterations: int = DEFAULT_BOOTSTRAP, seed: int = 1234) -> dict[str, float]:
     if scorer.n < 2:
         return {name: float("nan") for name in scorer.names}
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {name: [] for name in scorer.names}
-    for _ in range(iterations):
-        for name, value in scorer.score(rng.integers(0, scorer.n, scorer.n)).items():
-            draws[name].append(value)
-    return {name: float(np.std(values, ddof=1)) for name, values in draws.items()}
+    return {name: float(np.std(values, ddof=1)) for name, values in bootstrap_draws(scorer, iterations, seed).items()}
+
+
+def percentile_interval(draws: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    """The (level) percentile interval of bootstrap draws; NaN when a draw is not finite."""
+    if not np.all(np.isfinite(draws)):
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def summarize(scorer: Scorer, bootstrap_iters: int = DEFAULT_BOOTSTRAP, seed: int = 1234) -> dict[str, MetricValue]:
     values = scorer.point()
     closed = scorer.closed_form_stderr()
+    intervals: dict[str, tuple[float, float]] = {}
     if closed is not None:
         stderr, method = closed, "closed_form"
     elif bootstrap_iters > 0:
-        stderr, method = bootstrap_stderr(scorer, bootstrap_iters, seed), f"bootstrap({bootstrap_iters}, seed={seed})"
+        method = f"bootstrap({bootstrap_iters}, seed={seed})"
+        stderr = {n: float("nan") for n in scorer.names}
+        if scorer.n >= 2:
+            draws = bootstrap_draws(scorer, bootstrap_iters, seed)
+            stderr = {name: float(np.std(values, ddof=1)) for name, values in draws.items()}
+            intervals = {name: percentile_interval(values) for name, values in draws.items()}
     else:
         stderr, method = {n: float("nan") for n in scorer.names}, "none"
     extra = scorer.extra()
     return {
         name: MetricValue(float(values[name]), float(stderr[name]), scorer.higher_is_better_for(name),
-                          scorer.scale, method, dict(extra))
+                          scorer.scale, method, dict(extra), intervals.get(name))
         for name in scorer.names
     }

@@ -120,10 +120,11 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
     fewshot_f = top.sub("fewshot")
     fewshot = FewShotSpec()
     if fewshot_f:
-        fewshot_f.check_keys({"k", "split", "local", "seed", "delimiter"})
+        fewshot_f.check_keys({"k", "split", "local", "from_eval_split", "seed", "delimiter"})
         fewshot = FewShotSpec(
             k=fewshot_f.get("k", int, 0), split=fewshot_f.get("split", str),
-            local=fewshot_f.relative_path("local"), seed=fewshot_f.get("seed", int, 1234),
+            local=fewshot_f.relative_path("local"), from_eval_split=fewshot_f.get("from_eval_split", bool, False),
+            seed=fewshot_f.get("seed", int, 1234),
             delimiter=fewshot_f.get("delimiter", str, "\n\n"),
         )
         if fewshot.k < 0:

@@ -53,8 +53,9 @@ class DatasetSpec:
 @dataclass(frozen=True)
 class FewShotSpec:
     k: int = 0
-    split: str | None = None  # hub split for examples; default: the evaluation docs, excluding the current one
-    local: str | None = None  # same, offline: a file under the data directory
+    split: str | None = None  # hub split the examples come from (a hub run)
+    local: str | None = None  # a file under the data directory the examples come from (a run with --data-dir)
+    from_eval_split: bool = False  # explicit opt-in: draw examples from the evaluation split (never the scored doc)
     seed: int = 1234
     delimiter: str = "\n\n"
 
