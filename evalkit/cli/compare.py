@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from ..analysis.compare import FORMATS, compare_runs, format_comparison, parse_tolerance_args
+from ..terminal_text import printable
 
 EXIT_CODES = "exit codes: 0 no regression beyond tolerance; 1 a metric regressed significantly by more than its tolerance; 2 not comparable"
 
@@ -36,7 +37,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tasks=_names(args.tasks) if args.tasks else None, metrics=_names(args.metrics) if args.metrics else None,
         iterations=args.iterations, seed=args.seed,
     )
-    print(format_comparison(comparison, args.format))
+    print(printable(format_comparison(comparison, args.format)))
     return comparison.exit_code
 
 
@@ -58,7 +59,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
         output=args.output, progress=not args.no_progress, log=lambda msg: print(msg, file=sys.stderr),
     )
     print(f"candidate run: {run_dir}", file=sys.stderr)
-    print(format_comparison(comparison, args.format))
+    print(printable(format_comparison(comparison, args.format)))
     return comparison.exit_code
 
 
@@ -85,7 +86,8 @@ def register(subparsers) -> None:
     regress.add_argument("--batch-size", default="auto", help="integer or 'auto'")
     regress.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     regress.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    regress.add_argument("--data-dir", default="", help="task data directory (default: the baseline's)")
+    regress.add_argument("--data-dir", default="",
+                         help="task data directory; needed when the baseline read local data (never taken from its results)")
     regress.add_argument("--output", default="results", help="where the candidate's run is written (default: results)")
     regress.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_test_options(regress, defaults=False)

@@ -29,11 +29,15 @@ def metric_names(kind: str | None = None) -> list[str]:
     return sorted(name for name, (_, _, kinds) in _FAMILIES.items() if kind is None or kind in kinds)
 
 
+def scorer_class(name: str) -> type[Scorer]:
+    """The Scorer subclass of metric family `name` (its `names`, `higher_is_better` and `scale`)."""
+    module, cls, _ = _FAMILIES[name]
+    return getattr(import_module(f"{__name__}.{module}"), cls)
+
+
 def build_scorer(name: str, options: dict[str, Any], records: list[dict[str, Any]], labels: tuple[str, ...] = ()) -> Scorer:
     """The scorer of metric family `name` over logged sample records."""
-    module, cls, _ = _FAMILIES[name]
-    scorer_cls = getattr(import_module(f"{__name__}.{module}"), cls)
-    return scorer_cls(records, options=dict(options), labels=labels)
+    return scorer_class(name)(records, options=dict(options), labels=labels)
 
 
-__all__ = ["MetricValue", "Scorer", "bootstrap_stderr", "build_scorer", "metric_names", "summarize"]
+__all__ = ["MetricValue", "Scorer", "bootstrap_stderr", "build_scorer", "metric_names", "scorer_class", "summarize"]

