@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import EvalkitError
-from .results_schema import check_results
+from .results_schema import check_results, check_sample
 from .stale_temp import temp_prefix
 
 RESULTS_FILE = "results.json"
@@ -110,10 +110,7 @@ def read_samples(run_dir: str | os.PathLike, task: str) -> list[dict[str, Any]]:
         with open(path, encoding="utf-8-sig", newline="\n") as f:
             for n, line in enumerate(f, 1):
                 if line.strip():
-                    row = json.loads(line)
-                    if not isinstance(row, dict):
-                        raise EvalkitError(f"{path}:{n}: a sample line must be a JSON object, got {type(row).__name__}")
-                    rows.append(row)
+                    rows.append(check_sample(json.loads(line), f"{path}:{n}", line))
     except UnicodeDecodeError:
         raise EvalkitError(f"{path}: not UTF-8 (after line {n}); the samples file is damaged") from None
     except (ValueError, RecursionError):

@@ -11,6 +11,8 @@ is one line naming the file and the field; `leaderboard` and `report` skip it wi
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -47,6 +49,7 @@ _TASK_RESULT = {
 }
 _TASK_SPEC = {
     "type": "object",
+    "required": ["kind", "metrics"],
     "properties": {
         "task": {"type": "string"},
         "kind": {"type": "string"},
@@ -67,7 +70,7 @@ def _schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
-        "required": ["run_id", "tasks"],
+        "required": ["run_id", "tasks", "config"],
         "properties": {
             "schema_version": {"type": "integer"},
             "run_id": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00-\x1f\x7f-\x9f/\\]+$"},
@@ -76,7 +79,8 @@ def _schema() -> dict[str, Any]:
             "model": {"type": ["object", "null"], "properties": {
                 key: _TEXT for key in ("spec", "source", "location", "sha256", "revision", "dtype", "device")}},
             "config": {
-                "type": ["object", "null"],
+                "type": "object",
+                "required": ["tasks"],
                 "properties": {
                     "limit": _COUNT, "fewshot": _COUNT, "seed": _COUNT, "bootstrap_iters": _COUNT, "data_dir": _TEXT,
                     "batch_size": {"type": ["string", "integer", "null"]},
@@ -143,6 +147,7 @@ def check_results(data: Any, where: str) -> dict[str, Any]:
         raise EvalkitError(f"{where} is not an evalkit results file (no run_id/tasks)")
     if _too_deep(data):
         raise EvalkitError(f"{where}: nested more than {MAX_DEPTH} levels deep; not an evalkit results file")
+    check_unicode(data, where)
     import jsonschema
 
     error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
@@ -168,3 +173,32 @@ def _short(error) -> str:
     if rule in ("minimum", "maximum"):
         return f"must be {'>=' if rule == 'minimum' else '<='} {wanted}, got {value}"
     return error.message[:200].encode("unicode_escape").decode("ascii")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
+
+
+def check_unicode(data: Any, where: str, raw: str | None = None) -> None:
+    """Refuse text that cannot be written as UTF-8: a lone surrogate from a JSON escape such as \\ud800."""
+    if raw is not None and not _SURROGATE_ESCAPE.search(raw):
+        return
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise EvalkitError(f"{where}: holds text that is not valid Unicode (a lone surrogate escape such as "
+                           "\\ud800); the file is damaged or not from evalkit") from None
+
+
+SAMPLE_CONTAINERS = {"scores": dict, "references": list, "loglikelihoods": list, "choices": list, "is_greedy": list}
+
+
+def check_sample(row: Any, where: str, raw: str | None = None) -> dict[str, Any]:
+    """One samples line: a JSON object whose container fields (scores, references, ...) have their types."""
+    if not isinstance(row, dict):
+        raise EvalkitError(f"{where}: a sample line must be a JSON object, got {type(row).__name__}")
+    check_unicode(row, where, raw)
+    for key, kind in SAMPLE_CONTAINERS.items():
+        if key in row and not isinstance(row[key], kind):
+            raise EvalkitError(f"{where}: field '{key}' must be a JSON {'object' if kind is dict else 'list'}, "
+                               f"got {type(row[key]).__name__}; the samples file is damaged or not from evalkit")
+    return row

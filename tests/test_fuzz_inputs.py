@@ -301,19 +301,46 @@ def _good_run_data() -> tuple[dict[str, Any], str]:
 GOOD_RESULTS, GOOD_SAMPLES = _good_run_data()
 
 
-def _read_every_way(run: Path, good: Path, out: Path) -> None:
-    """What leaderboard, report and compare do with a run: each may only fail with EvalkitError."""
+def _read_every_way(run: Path, good: Path, report: bool) -> None:
+    """What leaderboard, report, compare and regress do with a run: each may only fail with EvalkitError.
+
+    Every reader runs (an EvalkitError from one does not hide a bug in the next); the report (about
+    0.3 s each: it compiles its page template) is built for a quarter of the inputs."""
     from evalkit.analysis.compare import compare_runs, format_comparison
     from evalkit.analysis.leaderboard import build_board, leaderboard
     from evalkit.analysis.report import build_report
 
-    frame = leaderboard(run.parent, on_skip=lambda _r: None)
-    board = build_board(frame, all_runs=True)
-    for fmt in ("table", "csv", "md", "html"):
-        board.render(fmt)
-    build_report(run.parent, all_runs=True)
-    for fmt in ("table", "json", "md"):
-        format_comparison(compare_runs(run, good, iterations=100), fmt)
+    def tables():
+        board = build_board(leaderboard(run.parent, on_skip=lambda _r: None), all_runs=True)
+        for fmt in ("table", "csv", "md", "html"):
+            board.render(fmt)
+        if report:
+            build_report(run.parent, all_runs=True)
+
+    def comparison():
+        for fmt in ("table", "json", "md"):
+            format_comparison(compare_runs(run, good, iterations=100), fmt)
+
+    errors = []
+    for reader in (tables, comparison, lambda: _regress_reads(run)):
+        try:
+            reader()
+        except EvalkitError as err:
+            errors.append(err)
+    if errors:
+        raise errors[0]
+
+
+def _regress_reads(run: Path) -> None:
+    """What regress does with a baseline before any model loads: check it, write its task configs."""
+    from evalkit.analysis.regress import RegressionSpec, baseline_task_files, check_against_baseline
+    from evalkit.analysis.compare import open_run
+
+    check_against_baseline(RegressionSpec(baseline=run))
+    base = open_run(run)
+    with tempfile.TemporaryDirectory() as folder:
+        for path in baseline_task_files(base.results, list(base.results["tasks"]), Path(folder), lambda _m: None):
+            assert Path(path).parent == Path(folder)
 
 
 def _write_pair(tmp: Path, results: bytes, samples: str) -> tuple[Path, Path]:
@@ -337,12 +364,13 @@ def _mutate_samples(data: st.DataObject) -> str:
 
 
 @given(data=st.data())
-@_settings(120)
+@_settings(80)
 def _fuzz_result_files(data):
     results = json.dumps(_mutate(GOOD_RESULTS, data), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    report = data.draw(st.integers(0, 3), label="report") == 0
     with tempfile.TemporaryDirectory() as tmp:
         run, good = _write_pair(Path(tmp), results, _mutate_samples(data))
-        RESULTS.attempt(lambda: _read_every_way(run, good, Path(tmp)))
+        RESULTS.attempt(lambda: _read_every_way(run, good, report))
 
 
 def test_fuzz_result_files():
@@ -351,7 +379,7 @@ def test_fuzz_result_files():
 
 
 @given(data=st.data())
-@_settings(120)
+@_settings(80)
 def _fuzz_result_file_text(data):
     text = json.dumps(GOOD_RESULTS, indent=data.draw(st.sampled_from([None, 1])))
     for _ in range(data.draw(st.integers(1, 3), label="text edits")):
@@ -359,9 +387,10 @@ def _fuzz_result_file_text(data):
         edit = data.draw(st.one_of(st.sampled_from(JSON_SNIPPETS), st.text(max_size=8)), label="insert")
         text = text[:at] + edit + text[at + data.draw(st.integers(0, 6), label="cut"):]
     raw = text.encode("utf-8", "surrogatepass") + data.draw(st.binary(max_size=8), label="tail bytes")
+    report = data.draw(st.integers(0, 3), label="report") == 0
     with tempfile.TemporaryDirectory() as tmp:
         run, good = _write_pair(Path(tmp), raw, GOOD_SAMPLES)
-        RESULT_TEXT.attempt(lambda: _read_every_way(run, good, Path(tmp)))
+        RESULT_TEXT.attempt(lambda: _read_every_way(run, good, report))
 
 
 def test_fuzz_result_file_text():

@@ -125,6 +125,16 @@ def _evil_bin(c: Case) -> list[str]:
     return c.model(model_folder(c.tmp / "evil", "pytorch_model.bin", evil_bin(c.tmp / "PWNED")))
 
 
+def _missing_weights(c: Case) -> list[str]:
+    import shutil
+
+    folder = c.tmp / "seven-layers"
+    shutil.copytree(STORIES, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": config["num_hidden_layers"] + 2}))
+    return c.model(folder)
+
+
 CASES: dict[str, tuple[Callable[[Case], list[str]], str]] = {
     # disk and output
     "output is a read-only folder": (_read_only_output, "Permission denied"),
@@ -163,6 +173,7 @@ CASES: dict[str, tuple[Callable[[Case], list[str]], str]] = {
     ".bin that weights_only refuses": (_evil_bin, "UnpicklingError"),
     "'.gguf' file that is not GGUF": (_not_gguf, "is not a GGUF file"),
     "GGUF header followed by garbage": (_gguf_garbage, "cannot load GGUF file"),
+    "weights missing what config.json asks for": (_missing_weights, "would be random"),
 }
 
 

@@ -117,6 +117,20 @@ def _unreadable(what: str, location: str, err: BaseException) -> EvalkitError:
                         f"{first_line}; the model files are damaged, incomplete or not what their names say")
 
 
+def load_complete(auto_class, location: str, **kwargs):
+    """`auto_class.from_pretrained`, refusing a model whose weight files lack weights its config.json asks for.
+
+    transformers fills such weights with random values and only logs it, so a truncated download or a
+    config.json from another model would be evaluated as if it were the model."""
+    model, info = auto_class.from_pretrained(location, output_loading_info=True, **kwargs)
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise EvalkitError(f"model {location}: {len(missing)} weight(s) that config.json asks for are not in the weight "
+                           f"files (e.g. {missing[0]}) and would be random; the files are incomplete or config.json "
+                           "belongs to another model")
+    return model
+
+
 def _gguf_cache_folder(gguf: Path) -> Path:
     return cache_root() / "gguf" / file_sha256(gguf)[:24]
 
@@ -135,7 +149,7 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         if (cached / "config.json").is_file():
             try:
                 tok = AutoTokenizer.from_pretrained(cached, **common)
-                model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, **common)
+                model = load_complete(AutoModelForCausalLM, str(cached), dtype=dtype, **common)
             except BaseException as err:  # noqa: BLE001 - any loader failure is the files' fault: one line
                 raise _unreadable("the converted GGUF cache", str(cached), err) from None
             identity["converted_cache"] = str(cached)
@@ -155,7 +169,7 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         identity["sha256"] = folder_hash(Path(location))
         try:
             tok = AutoTokenizer.from_pretrained(location, **common)
-            model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
+            model = load_complete(AutoModelForCausalLM, location, dtype=dtype, **common)
         except BaseException as err:  # noqa: BLE001 - e.g. a .bin pickle that torch's weights_only loader refuses
             raise _unreadable("model folder", location, err) from None
         return model, tok, identity
@@ -165,7 +179,7 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         common["local_files_only"] = True  # offline: the local Hugging Face cache may still hold it
     try:
         tok = AutoTokenizer.from_pretrained(location, revision=revision, **common)
-        model = AutoModelForCausalLM.from_pretrained(location, revision=revision, dtype=dtype, **common)
+        model = load_complete(AutoModelForCausalLM, location, revision=revision, dtype=dtype, **common)
     except (OSError, ValueError) as err:
         raise EvalkitError(_remote_code_refused(location, err) or (
             f"cannot load model '{location}' from the Hugging Face hub ({type(err).__name__}); "
