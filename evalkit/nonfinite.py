@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InvalidRunError
-from .metrics import scorer_class
+from .metrics import EVALUATE, metric_class
+from .metrics.naming import renamed
 
 RESULT_KEY = "nonfinite_loglikelihoods"
 
@@ -37,14 +38,20 @@ def count_nonfinite(responses: Sequence[Any]) -> int:
 
 
 def invalid_metrics(metric_specs: Sequence[Any], bad: int, total: int) -> dict[str, Any]:
-    """NaN values for every metric of a task with non-finite log-likelihoods, each saying why."""
+    """NaN values for every metric of a task with non-finite log-likelihoods, under their reported names, each
+    saying why (an `evaluate` module's values, unknown without running it, appear under its `as:` name)."""
     note = f"{bad} of {total} log-likelihoods were not finite (NaN or inf); the metric is not computed"
     out: dict[str, Any] = {}
     for metric in metric_specs:
-        cls = scorer_class(metric.name)
-        for name in cls.names:
-            out[name] = {"value": float("nan"), "stderr": float("nan"), "higher_is_better": cls.higher_is_better,
-                         "scale": cls.scale, "stderr_method": "none", "invalid": note}
+        if metric.name == EVALUATE:
+            names, higher, scale = [metric.alias or EVALUATE], metric.higher_is_better is not False, None
+        else:
+            cls = metric_class(metric.name)
+            names = list(renamed(cls.names, metric.alias).values()) if metric.alias else list(cls.names)
+            higher, scale = cls.higher_is_better, cls.scale
+        for name in names:
+            out[name] = {"value": float("nan"), "stderr": float("nan"), "higher_is_better": higher,
+                         "scale": scale, "stderr_method": "none", "metric": metric.name, "invalid": note}
     return out
 
 
