@@ -1,10 +1,10 @@
 """Temporary files and folders left behind by a killed write, removed on the next start.
 
-Every temporary name evalkit makes carries `evalkit-tmp-<pid>-`: result files are written as
-`.results.json.evalkit-tmp-<pid>-<random>.tmp` and renamed into place, a converted GGUF model is
-saved into `.evalkit-tmp-<pid>-<random>/` and renamed. When `evalkit run` starts, it removes those
-whose process is gone (a live writer's are left alone), and any older than a day whatever their pid
-(a writer on another machine sharing the disk). Names from before this scheme (the `legacy`
+Every temporary name evalkit makes carries `evalkit-tmp-<host>-<pid>-`: result files are written as
+`.results.json.evalkit-tmp-<host>-<pid>-<random>.tmp` and renamed into place, a converted GGUF model
+is saved into `.evalkit-tmp-<host>-<pid>-<random>/` and renamed. When `evalkit run` starts, it
+removes those of this machine whose process is gone (a live writer's are left alone), and any older
+than a day (a writer on another machine sharing the disk is never judged by a local pid). Names from before this scheme (the `legacy`
 patterns: `.tmp-*` conversion folders, `.results.json.*.tmp` in run folders) are removed once they
 are a day old, and only in the folders evalkit owns (a run folder holds results.json).
 """
@@ -14,19 +14,24 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import time
 from pathlib import Path
 
 MARK = "evalkit-tmp-"
 MAX_AGE_SECONDS = 24 * 3600
-_PID = re.compile(re.escape(MARK) + r"(\d+)-")
+_OWNER = re.compile(re.escape(MARK) + r"(.+)-(\d+)-[^-]*$")
 RUN_LEGACY = (".results.json.*.tmp", ".*.samples.jsonl.*.tmp")
 GGUF_LEGACY = (".tmp-*",)
 
 
-def temp_prefix(base: str = ".") -> str:
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:32] or "host"
+
+
+def temp_prefix(base: str = ".", pid: int | None = None) -> str:
     """The prefix for a temporary name made by this process (pass it to tempfile.mkstemp/mkdtemp)."""
-    return f"{base}{MARK}{os.getpid()}-"
+    return f"{base}{MARK}{_host()}-{os.getpid() if pid is None else pid}-"
 
 
 def _alive(pid: int) -> bool:
@@ -46,10 +51,10 @@ def _stale(path: Path, now: float) -> bool:
         age = now - path.lstat().st_mtime
     except OSError:
         return False
-    match = _PID.search(path.name)
-    if match is None:
+    match = _OWNER.search(path.name)
+    if match is None or match.group(1) != _host():
         return age > MAX_AGE_SECONDS
-    return age > MAX_AGE_SECONDS or not _alive(int(match.group(1)))
+    return age > MAX_AGE_SECONDS or not _alive(int(match.group(2)))
 
 
 def remove_stale_temp(folder: str | os.PathLike, legacy: tuple[str, ...] = (), runs: bool = False) -> list[Path]:

@@ -69,27 +69,28 @@ def _dead_pid() -> int:
 
 def test_leftover_temp_files_are_removed_on_the_next_start(tmp_path, stories_adapter):
     from evalkit.cachedir import cache_root
+    from evalkit.stale_temp import temp_prefix
 
     out = tmp_path / "out"
     old_run = out / "20260101-old-run"
     old_run.mkdir(parents=True)
     (old_run / "results.json").write_text("{}")
     dead, day_ago = _dead_pid(), time.time() - 2 * 86400
-    leftovers = [old_run / f".results.json.evalkit-tmp-{dead}-x1.tmp", old_run / ".results.json.abc123.tmp"]
-    live = old_run / f".sst2.samples.jsonl.evalkit-tmp-{os.getpid()}-x2.tmp"  # a writer still at work
-    for path in [*leftovers, live]:
+    leftovers = [old_run / f"{temp_prefix('.results.json.', dead)}x1.tmp", old_run / ".results.json.abc123.tmp"]
+    live = old_run / f"{temp_prefix('.sst2.samples.jsonl.')}x2.tmp"  # a writer still at work
+    elsewhere = old_run / ".results.json.evalkit-tmp-otherhost-1-x3.tmp"  # another machine's: judged by age only
+    for path in [*leftovers, live, elsewhere]:
         path.write_text("partial")
     os.utime(leftovers[1], (day_ago, day_ago))
     gguf = cache_root() / "gguf"
-    conversions = [gguf / f".evalkit-tmp-{dead}-abc", gguf / ".tmp-legacy"]
+    conversions = [gguf / f"{temp_prefix('.', dead)}abc", gguf / ".tmp-legacy"]
     for folder in conversions:
         (folder / "sub").mkdir(parents=True)
         (folder / "sub" / "model.safetensors").write_bytes(b"\0" * 1000)
     os.utime(conversions[1], (day_ago, day_ago))
     _run(out, stories_adapter, limit=2)
     assert not any(p.exists() for p in [*leftovers, *conversions])
-    assert live.exists(), "a live process's temp file is left alone"
-    live.unlink()
+    assert live.exists() and elsewhere.exists(), "a live process's temp file, and another machine's, are left alone"
 
 
 # -- terminal and Markdown escapes -------------------------------------------------------------------------
