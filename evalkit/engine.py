@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, distributed
 from .adapters import Adapter, get_adapter_class
 from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, build_work
@@ -77,7 +77,8 @@ def prepare_task(spec: TaskSpec, options: RunOptions, log=print) -> PreparedTask
 
 def make_adapter(options: RunOptions) -> Adapter:
     cls = get_adapter_class(options.adapter)
-    return cls(model=options.model, dtype=options.dtype, device=options.device, batch_size=options.batch_size,
+    distributed.check_adapter(cls)
+    return cls(model=options.model, dtype=options.dtype, device=distributed.device_for(options.device), batch_size=options.batch_size,
                trust_remote_code=options.trust_remote_code, **check_model_args(cls, options.model_args))
 
 
@@ -167,6 +168,8 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
         progress.close()
     seconds = time.perf_counter() - start
     cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
+    if not distributed.is_main():  # under torchrun rank 0 scores and writes; the others only computed
+        return {}
     records = _records(spec, work, responses)
     nonfinite = count_nonfinite(responses)
     if nonfinite:
@@ -204,6 +207,9 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     check_run_flags(options.seed, options.fewshot, options.bootstrap_iters, options.limit, options.batch_size)
     if adapter is None:
         check_model_args(get_adapter_class(options.adapter), options.model_args)
+    ranks = distributed.init_from_env()
+    if not distributed.is_main():
+        options, log = replace(options, progress=False), (lambda _msg: None)
     specs = unique_tasks(resolve_task(t) for t in options.tasks)
     prepared = [prepare_task(spec, options, log) for spec in specs]
     for spec in specs:
@@ -212,7 +218,8 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     if cache is not None and cache.read_only:
         log(f"evalkit: the response cache {cache.path} is read-only: it answers what it holds; new responses are not kept")
     prepare_output(options.output)  # created and written to before the model loads
-    remove_leftovers(options.output)  # temp files of killed writes (results, a GGUF conversion)
+    if distributed.is_main():
+        remove_leftovers(options.output)  # temp files of killed writes (results, a GGUF conversion)
     if adapter is None:
         if not options.model:
             log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct, quantised to Q4_1 (GGUF from the "
@@ -242,8 +249,10 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     }
     for p in prepared:
         results["tasks"][p.spec.task] = task_result = run_task(p, adapter, options, run_dir)
-        _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
-        results["run"] = adapter.run_stats()
-        write_json(run_dir / RESULTS_FILE, results)
-    raise_if_nonfinite(run_dir, results)  # after every file is written: one line, exit code 3
+        results["run"] = {**adapter.run_stats(), **(ranks.describe() if ranks else {"world_size": 1})}
+        if distributed.is_main():  # under torchrun the other ranks only computed
+            _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
+            write_json(run_dir / RESULTS_FILE, results)
+    if distributed.is_main():
+        raise_if_nonfinite(run_dir, results)  # after every file is written: one line, exit code 3
     return run_dir, results

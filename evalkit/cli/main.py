@@ -59,13 +59,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code, progress=not args.no_progress,
         cache_dir=None if args.no_cache else (args.cache_dir or str(cache_root())),
     )
+    from .. import distributed
+
     try:
         run_dir, results = evaluate(options, log=lambda msg: print(printable(msg), file=sys.stderr))
     except InvalidRunError as err:  # the files are written: show them, then the one error line (exit 3)
-        if err.results is not None:
+        if err.results is not None and distributed.is_main():
             print(printable(summary_table(err.results)))
             print(f"\nresults: {err.run_dir / 'results.json'}")
         raise
+    if not distributed.is_main():  # under torchrun rank 0 reports
+        return 0
     print(printable(summary_table(results)))
     cache = results.get("run", {}).get("cache")
     if cache:
@@ -171,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except EvalkitError as err:
-        from ..terminal_text import printable
+        if not getattr(err, "reported", False):  # a failing torchrun rank says it as soon as it knows
+            from ..terminal_text import printable
 
-        print(f"evalkit: error: {printable(str(err))}", file=sys.stderr)
+            print(f"evalkit: error: {printable(str(err))}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:  # `evalkit compare ... | head`: the reader left before the output ended
         _drop_stdout()
