@@ -29,7 +29,11 @@ def is_oom(err: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         pass
     text = str(err).lower()
-    return isinstance(err, (RuntimeError, MemoryError)) and ("out of memory" in text or isinstance(err, MemoryError))
+    # CUDA: "CUDA out of memory"; the CPU: "DefaultCPUAllocator: can't allocate memory: you tried to allocate ..."
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and any(s in text for s in _OOM_TEXTS))
+
+
+_OOM_TEXTS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
 @dataclass

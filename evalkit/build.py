@@ -13,6 +13,9 @@ from .tasks.prompts import check_unicode, render
 from .tasks.spec import TaskSpec
 
 
+MAX_SCORED_CHARS = 10_000_000  # perplexity: characters in one document (a long book is a few million)
+
+
 @dataclass
 class DocWork:
     doc_id: int
@@ -97,6 +100,9 @@ def build_work(spec: TaskSpec, docs: list[dict[str, Any]], pool: list[dict[str, 
         if spec.kind == "perplexity":
             if not text.strip():
                 raise EvalkitError(f"{where}: the text to score is empty; remove the document or fix doc_to_text")
+            if len(text) > MAX_SCORED_CHARS:  # every token is scored, so it cannot be cut; the tokenizer would not cope
+                raise EvalkitError(f"{where}: the text to score has {len(text):,} characters, more than the "
+                                   f"{MAX_SCORED_CHARS:,} scored in one document; split it (dataset.local.split_on)")
             count_text = render(spec.doc_to_count, doc, f"{where} doc_to_count") if spec.doc_to_count else text
             counts = {"words": len(re.split(r"\s+", count_text)), "bytes": len(count_text.encode("utf-8"))}
             work.append(DocWork(doc["doc_id"], text, [RollingLoglikelihood(text)], counts=counts))

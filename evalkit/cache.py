@@ -12,8 +12,10 @@ with an edited config.json or tokenizer.json differs in those hashes, and a fix 
 bumps SCORING_VERSION, so an old answer is never served for it.
 
 Each write is one transaction, so a killed process leaves every committed chunk readable and
-nothing half-written. A model without a weights hash or a resolved revision is not cached at all
-(its weights could change under the same name).
+nothing half-written. An entry that no longer decodes (a field of the wrong type, such as
+`logprob: null`) counts as missing and is computed again. A complete cache on read-only storage is
+opened for reading: it answers, and new responses are not stored. A model without a weights hash or
+a resolved revision is not cached at all (its weights could change under the same name).
 """
 
 from __future__ import annotations
@@ -75,6 +77,24 @@ def request_key(model: dict[str, Any], kind: str, request: Any, seed: int | None
     return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
 
 
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {"logprob": (int, float), "n_tokens": (int,), "is_greedy": (bool,),
+                                             "truncated": (bool,), "text": (str,), "stopped_by": (str, type(None))}
+
+
+def _decode(cls: type, text: str) -> Any:
+    """A stored response, or None when it no longer decodes into `cls` with the right types (`logprob: null`...)."""
+    try:
+        data = json.loads(text)
+        response = cls(**data)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    for name, value in data.items():
+        kinds = _FIELD_TYPES.get(name)
+        if kinds and (not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))):
+            return None
+    return response
+
+
 def model_hash(model: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(model).encode("utf-8")).hexdigest()[:32]
 
@@ -84,23 +104,44 @@ class ResponseCache:
 
     def __init__(self, cache_dir: str | Path):
         self.path = Path(cache_dir) / CACHE_FILE
+        self.read_only = False  # True: a complete cache on read-only storage answers, and new responses are not kept
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=60)
             self.journal_mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise EvalkitError(f"response cache {self.path} was written by a newer evalkit (schema {version}); "
-                                   "upgrade evalkit, pass another --cache-dir, or --no-cache")
+            self._check_version()
             with self.conn:
                 self.conn.execute(
                     "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, kind TEXT NOT NULL,"
                     " response TEXT NOT NULL, created REAL NOT NULL) WITHOUT ROWID")
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as err:
-            raise EvalkitError(f"cannot open the response cache {self.path} ({err}); "
-                               "pass --cache-dir with a writable folder, delete the file, or use --no-cache") from None
+            if not self._open_read_only():
+                raise EvalkitError(f"cannot open the response cache {self.path} ({err}); "
+                                   "pass --cache-dir with a writable folder, delete the file, or use --no-cache") from None
+
+    def _check_version(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise EvalkitError(f"response cache {self.path} was written by a newer evalkit (schema {version}); "
+                               "upgrade evalkit, pass another --cache-dir, or --no-cache")
+
+    def _open_read_only(self) -> bool:
+        """Open an existing cache that cannot be written (read-only folder or file) for reading only."""
+        if not self.path.is_file():
+            return False
+        for mode in ("mode=ro", "immutable=1"):  # immutable: a WAL file on read-only storage (no -shm can be made)
+            try:
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True, timeout=60)
+                self._check_version()
+                self.conn.execute("SELECT key FROM responses LIMIT 1").fetchall()
+            except sqlite3.Error:
+                self.conn.close()
+                continue
+            self.read_only, self.journal_mode = True, mode
+            return True
+        return False
 
     def get_many(self, keys: Iterable[str], kind: str) -> dict[str, Any]:
         """The cached responses among `keys`; an entry that no longer decodes counts as missing."""
@@ -111,14 +152,15 @@ class ResponseCache:
             part = wanted[start:start + 500]
             rows = self._query(f"SELECT key, response FROM responses WHERE key IN ({','.join('?' * len(part))})", part)
             for key, text in rows:
-                try:
-                    found[key] = cls(**json.loads(text))
-                except (TypeError, ValueError):
-                    continue
+                response = _decode(cls, text)
+                if response is not None:
+                    found[key] = response
         return found
 
     def put_many(self, model: str, kind: str, items: Iterable[tuple[str, Any]]) -> None:
         """Store responses in one transaction: all of them or, if the process dies, none."""
+        if self.read_only:
+            return
         now = time.time()
         rows = [(key, model, kind, json.dumps(dataclasses.asdict(resp), allow_nan=True), now) for key, resp in items]
         try:

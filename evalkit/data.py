@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -87,10 +88,26 @@ def _missing(path: Path, relative: str, root: Path, task: str) -> EvalkitError:
 
 
 def _read_text(path: Path, task: str) -> str:
+    """A UTF-8 file's text, without a leading byte-order mark, with CRLF line ends read as LF."""
     try:
-        return path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise EvalkitError(f"task '{task}': {path} is not UTF-8 (bad byte at offset {err.start}); re-encode the file as UTF-8") from None
+    return text.removeprefix("\ufeff")
+
+
+def _lf(text: str) -> str:
+    """CRLF (Windows) line ends as LF, for the formats read line by line or as whole texts."""
+    return text.replace("\r\n", "\n")
+
+
+def _confined(path: Path, root: Path, task: str) -> Path:
+    """`path` if it resolves inside the data directory `root`; a symlink that leads out is refused."""
+    real = path.resolve()
+    if not real.is_relative_to(root.resolve()):
+        raise EvalkitError(f"task '{task}': {path} leads out of the data directory {root} (to {real}); "
+                           "data files must lie inside --data-dir (copy them in instead of linking)")
+    return real
 
 
 def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = None) -> list[dict[str, Any]]:
@@ -102,7 +119,7 @@ def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = N
         raise _missing(target, relative, data_dir, task)
     fmt = src.format
     if fmt == "folders":
-        return _read_folders(target, src, task)
+        return _read_folders(target, src, task, data_dir)
     if fmt == "parallel":
         return _read_parallel(target, src, data_dir, task)
     if fmt == "label_lines":
@@ -119,7 +136,7 @@ def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = N
     text = _read_text(target, task)
     if fmt == "jsonl":
         rows = []
-        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 and \r may sit inside a JSON string
+        for n, line in enumerate(_lf(text).split("\n"), 1):  # not splitlines(): U+2028 and \r may sit inside a JSON string
             if line.strip():
                 rows.append(_json_object(line, f"{target}:{n}", task))
         return rows
@@ -144,7 +161,7 @@ def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = N
             raise EvalkitError(f"task '{task}': {target}:{reader.line_num}: malformed {fmt.upper()}: {err}") from None
         return rows
     if fmt == "text":
-        return _split_text(text, src, task)
+        return _split_text(_lf(text), src, task)
     if fmt == "squad":
         from .squad_format import squad_rows
 
@@ -157,6 +174,10 @@ def _json_value(text: str, where: str, task: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise EvalkitError(f"task '{task}': {where}: invalid JSON: {err.msg} (column {err.colno})") from None
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise EvalkitError(f"task '{task}': {where}: invalid JSON: {str(err).split(';')[0]}") from None
+    except RecursionError:
+        raise EvalkitError(f"task '{task}': {where}: invalid JSON: nested too deeply") from None
 
 
 def _json_object(line: str, where: str, task: str) -> dict[str, Any]:
@@ -190,14 +211,18 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
-def _read_folders(target: Path, src: LocalSource, task: str) -> list[dict[str, Any]]:
-    """aclImdb-style layout: <path>/<label>/<file>.txt, one example per file, label from the folder name."""
+def _read_folders(target: Path, src: LocalSource, task: str, root: Path) -> list[dict[str, Any]]:
+    """aclImdb-style layout: <path>/<label>/<file>.txt, one example per file, label from the folder name.
+
+    Every label folder and file is resolved: a symlink out of the data directory is refused."""
     if not target.is_dir():
         raise EvalkitError(f"task '{task}': {target} must be a folder of label folders for format 'folders'")
     rows = []
     for label_dir in sorted(p for p in target.iterdir() if p.is_dir()):
+        _confined(label_dir, root, task)
         for f in sorted((p for p in label_dir.iterdir() if p.is_file() and p.suffix == ".txt"), key=_natural_key):
-            rows.append({src.text_field: _read_text(f, task), src.label_field: label_dir.name, "file": f"{label_dir.name}/{f.name}"})
+            text = _lf(_read_text(_confined(f, root, task), task))
+            rows.append({src.text_field: text, src.label_field: label_dir.name, "file": f"{label_dir.name}/{f.name}"})
     if not rows:
         loose = sum(1 for p in target.iterdir() if p.is_file())
         found = f"it holds {loose} loose file(s) and no label folder with .txt files" if loose else "it holds no label folder with .txt files"
@@ -232,7 +257,7 @@ def _read_parallel(target: Path, src: LocalSource, data_dir: Path, task: str) ->
         f = resolve_under(data_dir, rel, task)
         if not f.is_file():
             raise _missing(f, rel, data_dir, task)
-        return _read_text(f, task).rstrip("\n").split("\n")
+        return _lf(_read_text(f, task)).rstrip("\n").split("\n")
 
     sources = lines(src.source or "")
     refs = [lines(r) for r in src.references]
@@ -247,6 +272,9 @@ def _read_hub(spec: TaskSpec) -> list[dict[str, Any]]:
     assert hub is not None
     from .hub import hub_reachable
 
+    if os.path.lexists(hub.path):  # datasets would read this local path instead of the hub
+        raise EvalkitError(f"task '{spec.task}': hub dataset id '{hub.path}' is also a path in the current folder, which "
+                           "would be read instead of the hub; run from another folder, or use dataset.local and --data-dir")
     try:
         import datasets
 

@@ -25,6 +25,10 @@ from .build import DocWork, build_work
 from .cache import ResponseCache
 from .data import data_source, load_documents, load_fewshot_pool, select_documents
 from .metrics import build_metric, prepare_metrics, summarize
+from .nonfinite import RESULT_KEY as NONFINITE, best_choice, count_nonfinite, invalid_metrics, raise_if_nonfinite
+from .adapters.model_args import check_model_args
+from .preflight import check_run_flags, prepare_output, unique_tasks
+from .stale_temp import remove_leftovers
 from .progress import Progress
 from .provenance import doc_hash, rows_identity, task_hash
 from .requests import Generate, Loglikelihood, RollingLoglikelihood
@@ -81,7 +85,7 @@ def make_adapter(options: RunOptions) -> Adapter:
     cls = get_adapter_class(options.adapter)
     distributed.check_adapter(cls)
     return cls(model=options.model, dtype=options.dtype, device=distributed.device_for(options.device), batch_size=options.batch_size,
-               trust_remote_code=options.trust_remote_code, **options.model_args)
+               trust_remote_code=options.trust_remote_code, **check_model_args(cls, options.model_args))
 
 
 def _slug(text: str) -> str:
@@ -126,9 +130,12 @@ def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, A
         rec: dict[str, Any] = {"doc_id": w.doc_id, "prompt": w.prompt}
         if spec.kind == "multiple_choice":
             lls = [r.logprob for r in mine]
-            best = max(range(len(lls)), key=lambda i: lls[i])
-            rec.update(prediction=spec.label_names[best], gold=w.gold, choices=list(spec.choices), loglikelihoods=lls,
-                       is_greedy=[r.is_greedy for r in mine], truncated=any(r.truncated for r in mine))
+            best = best_choice(lls)  # None when a log-likelihood is NaN or inf: never an argmax over NaN
+            rec.update(prediction=None if best is None else spec.label_names[best], gold=w.gold,
+                       choices=list(spec.choices), loglikelihoods=lls, is_greedy=[r.is_greedy for r in mine],
+                       truncated=any(r.truncated for r in mine))
+            if best is None:
+                rec["nonfinite"] = True
         elif spec.kind == "generate":
             (r,) = mine
             rec.update(prediction=r.text.strip(), references=w.references, stopped_by=r.stopped_by,
@@ -136,6 +143,8 @@ def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, A
         else:
             (r,) = mine
             rec.update(prediction=r.logprob, loglikelihood=r.logprob, tokens=r.n_tokens, **w.counts)
+            if count_nonfinite(mine):
+                rec["nonfinite"] = True
         rec["doc_hash"] = doc_hash(rec)  # prompt plus gold / references / counted text: compare pairs by content
         records.append(rec)
     return records
@@ -169,7 +178,11 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     if not distributed.is_main():  # under torchrun rank 0 scores and writes; the others only computed
         return {}
     records = _records(spec, work, responses)
-    metrics = score_records(spec, records, options.bootstrap_iters, options.seed, run_code=options.trust_remote_code)
+    nonfinite = count_nonfinite(responses)
+    if nonfinite:
+        metrics = invalid_metrics(spec.metrics, nonfinite, len(responses))
+    else:
+        metrics = score_records(spec, records, options.bootstrap_iters, options.seed, run_code=options.trust_remote_code)
     write_jsonl(samples_path(run_dir, spec.task), records)
     return {
         "n": len(records),
@@ -180,6 +193,7 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
                        "tokens_per_s": progress.tokens / seconds if seconds else None,
                        "requests": n_requests, "tokens": progress.tokens},
         "truncated_inputs": sum(bool(getattr(r, "truncated", False)) for r in responses),  # counted from cached ones too
+        NONFINITE: nonfinite,  # responses whose log-likelihood is NaN or inf: the task's metrics are NaN
         "cache": cache,  # {hits, misses, computed}: requests answered from the cache / sent to the model
         "samples_file": samples_path(run_dir, spec.task).name,
     }
@@ -197,14 +211,22 @@ def _note_truncation(task: str, result: dict[str, Any], max_length: Any, log) ->
 
 def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> tuple[Path, dict[str, Any]]:
     """Run every task; return the run directory and the results dict (also written to disk)."""
+    check_run_flags(options.seed, options.fewshot, options.bootstrap_iters, options.limit, options.batch_size)
+    if adapter is None:
+        check_model_args(get_adapter_class(options.adapter), options.model_args)
     ranks = distributed.init_from_env()
     if not distributed.is_main():
         options, log = replace(options, progress=False), (lambda _msg: None)
-    specs = [resolve_task(t) for t in options.tasks]
+    specs = unique_tasks(resolve_task(t) for t in options.tasks)
     prepared = [prepare_task(spec, options, log) for spec in specs]
     for spec in specs:
         prepare_metrics(spec, run_code=options.trust_remote_code)  # evaluate modules load (and fail) before the model
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
+    if cache is not None and cache.read_only:
+        log(f"evalkit: the response cache {cache.path} is read-only: it answers what it holds; new responses are not kept")
+    prepare_output(options.output)  # created and written to before the model loads
+    if distributed.is_main():
+        remove_leftovers(options.output)  # temp files of killed writes (results, a GGUF conversion)
     if adapter is None:
         if not options.model:
             log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct, quantised to Q4_1 (GGUF from the "
@@ -237,4 +259,6 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         if distributed.is_main():  # under torchrun the other ranks only computed
             _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
             write_json(run_dir / RESULTS_FILE, results)
+    if distributed.is_main():
+        raise_if_nonfinite(run_dir, results)  # after every file is written: one line, exit code 3
     return run_dir, results

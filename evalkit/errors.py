@@ -11,3 +11,17 @@ class EvalkitError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+class InvalidRunError(EvalkitError):
+    """The run finished and wrote its files, but its numbers must not be used (e.g. NaN log-likelihoods).
+
+    Exit code 3, so a script can tell it from a user error (2, nothing was run) and from a regression
+    found by `compare` (1).
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, run_dir=None, results=None):
+        super().__init__(message)
+        self.run_dir, self.results = run_dir, results

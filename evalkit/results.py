@@ -10,6 +10,7 @@ results.json keys (read by leaderboard, report and compare):
   run{batch_size, final_batch_size, oom_backoffs, ..., cache{path, hits, misses, computed}}
 Samples lines: doc_id, prompt, prediction, gold or references, per-sample scores.
 Every file is written atomically (temp file, fsync, rename): a crash never leaves a truncated one.
+Files get the mode the umask gives (usually -rw-r--r--); a failed write (a full disk) is one line.
 """
 
 from __future__ import annotations
@@ -21,25 +22,47 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import EvalkitError
+from .results_schema import check_results, check_sample
+from .stale_temp import temp_prefix
 
 RESULTS_FILE = "results.json"
+MAX_RESULTS_BYTES = 64 << 20  # a results.json is kilobytes (doc ids included); samples live in their own files
 SCHEMA_VERSION = 1
 
 
+def umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the umask (mkstemp alone would make it -rw-------)."""
+    return 0o666 & ~umask()
+
+
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(f".{path.name}."), suffix=".tmp")
+    except OSError as err:
+        raise EvalkitError(f"cannot write {path}: {err.strerror or err}; pass a writable --output with free space") from None
+    try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(err, OSError):  # a full disk, a file size limit, a folder made read-only meanwhile
+            raise EvalkitError(f"cannot write {path}: {err.strerror or err}; free some space or pass another --output "
+                               "(the tasks written so far are kept)") from None
         raise
 
 
@@ -65,13 +88,16 @@ def read_results(run_dir: str | os.PathLike) -> dict[str, Any]:
         path = path / RESULTS_FILE
     if not path.is_file():
         raise EvalkitError(f"no {RESULTS_FILE} in {run_dir}; pass a run directory written by `evalkit run`")
+    if path.stat().st_size > MAX_RESULTS_BYTES:
+        raise EvalkitError(f"{path} is {path.stat().st_size:,} bytes, too large for a results file (at most {MAX_RESULTS_BYTES:,})")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise EvalkitError(f"{path} is not valid JSON ({err}); the run may be from an incompatible tool") from None
-    if not isinstance(data, dict) or "tasks" not in data or "run_id" not in data:
-        raise EvalkitError(f"{path} is not an evalkit results file (no run_id/tasks)")
-    return data
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise EvalkitError(f"{path} is not UTF-8 (bad byte at offset {err.start}); the run may be from an incompatible tool") from None
+    except (ValueError, RecursionError) as err:  # bad JSON, an integer of thousands of digits, nesting too deep
+        problem = "nested too deeply" if isinstance(err, RecursionError) else str(err).split(";")[0][:200]
+        raise EvalkitError(f"{path} is not valid JSON ({problem}); the run may be from an incompatible tool") from None
+    return check_results(data, str(path))
 
 
 def read_samples(run_dir: str | os.PathLike, task: str) -> list[dict[str, Any]]:
@@ -79,13 +105,16 @@ def read_samples(run_dir: str | os.PathLike, task: str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise EvalkitError(f"no samples file {path}; the run did not finish task '{task}'")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise EvalkitError(f"{path}:{n}: not valid JSON") from None
+    n = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline="\n") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    rows.append(check_sample(json.loads(line), f"{path}:{n}", line))
+    except UnicodeDecodeError:
+        raise EvalkitError(f"{path}: not UTF-8 (after line {n}); the samples file is damaged") from None
+    except (ValueError, RecursionError):
+        raise EvalkitError(f"{path}:{n}: not valid JSON") from None
     return rows
 
 

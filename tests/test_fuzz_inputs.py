@@ -280,3 +280,189 @@ def _fuzz_random_data_files(data):
 def test_fuzz_random_data_files():
     _fuzz_random_data_files()
     DATAFILES.report()
+
+
+# -- result files: leaderboard, report and compare on mutated results.json and samples files ------------------
+RESULTS, RESULT_TEXT = Tally("result files (leaderboard, report, compare)"), Tally("result files (text)")
+JSON_SNIPPETS = ["NaN", "Infinity", "-Infinity", "1e999", "9" * 400, "[", "]", "{", "}", '"', "\\ud800", "\x00", "null",
+                 "[" * 200 + "]" * 200, '"\x1b[2J"', "\ufeff", "\r\n", "true", "-0", "1.5"]
+
+
+def _good_run_data() -> tuple[dict[str, Any], str]:
+    import numpy as np
+
+    from .fake_runs import sst2_records, sst2_spec, write_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = write_run(Path(tmp), "good", {"sst2": (sst2_spec(), sst2_records(np.arange(12) % 3 > 0))})
+        return json.loads((run / "results.json").read_text()), (run / "sst2.samples.jsonl").read_text()
+
+
+GOOD_RESULTS, GOOD_SAMPLES = _good_run_data()
+
+
+def _read_every_way(run: Path, good: Path, report: bool) -> None:
+    """What leaderboard, report, compare and regress do with a run: each may only fail with EvalkitError.
+
+    Every reader runs (an EvalkitError from one does not hide a bug in the next); the report (about
+    0.3 s each: it compiles its page template) is built for a quarter of the inputs."""
+    from evalkit.analysis.compare import compare_runs, format_comparison
+    from evalkit.analysis.leaderboard import build_board, leaderboard
+    from evalkit.analysis.report import build_report
+
+    def tables():
+        board = build_board(leaderboard(run.parent, on_skip=lambda _r: None), all_runs=True)
+        for fmt in ("table", "csv", "md", "html"):
+            board.render(fmt)
+        if report:
+            build_report(run.parent, all_runs=True)
+
+    def comparison():
+        for fmt in ("table", "json", "md"):
+            format_comparison(compare_runs(run, good, iterations=100), fmt)
+
+    errors = []
+    for reader in (tables, comparison, lambda: _regress_reads(run)):
+        try:
+            reader()
+        except EvalkitError as err:
+            errors.append(err)
+    if errors:
+        raise errors[0]
+
+
+def _regress_reads(run: Path) -> None:
+    """What regress does with a baseline before any model loads: check it, write its task configs."""
+    from evalkit.analysis.regress import RegressionSpec, baseline_task_files, check_against_baseline
+    from evalkit.analysis.compare import open_run
+
+    check_against_baseline(RegressionSpec(baseline=run))
+    base = open_run(run)
+    with tempfile.TemporaryDirectory() as folder:
+        for path in baseline_task_files(base.results, list(base.results["tasks"]), Path(folder), lambda _m: None):
+            assert Path(path).parent == Path(folder)
+
+
+def _write_pair(tmp: Path, results: bytes, samples: str) -> tuple[Path, Path]:
+    good = tmp / "good-runs" / "good"
+    good.mkdir(parents=True)
+    (good / "results.json").write_text(json.dumps(GOOD_RESULTS))
+    (good / "sst2.samples.jsonl").write_text(GOOD_SAMPLES)
+    run = tmp / "runs" / "fuzzed"
+    run.mkdir(parents=True)
+    (run / "results.json").write_bytes(results)
+    (run / "sst2.samples.jsonl").write_text(samples, encoding="utf-8", errors="surrogatepass")
+    return run, good
+
+
+def _mutate_samples(data: st.DataObject) -> str:
+    rows = [json.loads(line) for line in GOOD_SAMPLES.splitlines()]
+    if data.draw(st.booleans(), label="mutate samples"):
+        i = data.draw(st.integers(0, len(rows) - 1), label="row")
+        rows[i] = _mutate(rows[i], data)
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+@given(data=st.data())
+@_settings(80)
+def _fuzz_result_files(data):
+    results = json.dumps(_mutate(GOOD_RESULTS, data), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    report = data.draw(st.integers(0, 3), label="report") == 0
+    with tempfile.TemporaryDirectory() as tmp:
+        run, good = _write_pair(Path(tmp), results, _mutate_samples(data))
+        RESULTS.attempt(lambda: _read_every_way(run, good, report))
+
+
+def test_fuzz_result_files():
+    _fuzz_result_files()
+    RESULTS.report()
+
+
+@given(data=st.data())
+@_settings(80)
+def _fuzz_result_file_text(data):
+    text = json.dumps(GOOD_RESULTS, indent=data.draw(st.sampled_from([None, 1])))
+    for _ in range(data.draw(st.integers(1, 3), label="text edits")):
+        at = data.draw(st.integers(0, len(text)), label="at")
+        edit = data.draw(st.one_of(st.sampled_from(JSON_SNIPPETS), st.text(max_size=8)), label="insert")
+        text = text[:at] + edit + text[at + data.draw(st.integers(0, 6), label="cut"):]
+    raw = text.encode("utf-8", "surrogatepass") + data.draw(st.binary(max_size=8), label="tail bytes")
+    report = data.draw(st.integers(0, 3), label="report") == 0
+    with tempfile.TemporaryDirectory() as tmp:
+        run, good = _write_pair(Path(tmp), raw, GOOD_SAMPLES)
+        RESULT_TEXT.attempt(lambda: _read_every_way(run, good, report))
+
+
+def test_fuzz_result_file_text():
+    _fuzz_result_file_text()
+    RESULT_TEXT.report()
+
+
+# -- model files: weights, GGUF and config files that the loaders must refuse with one line -----------------
+MODELS = Tally("model files (weights, GGUF, config)")
+
+
+def _model_input(data: st.DataObject, folder: Path) -> Path:
+    """A model folder or .gguf file, damaged in one of several ways."""
+    import shutil
+    import struct
+
+    from .conftest import STORIES
+
+    kind = data.draw(st.sampled_from(["safetensors", "bin", "gguf", "config", "tokenizer"]), label="damaged part")
+    if kind == "gguf":
+        path = folder / "m.gguf"
+        header = data.draw(st.sampled_from([b"GGUF", b"GGUF", b"GGUG", b""]), label="magic")
+        numbers = data.draw(st.tuples(st.integers(0, 4), st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1)), label="v/t/kv")
+        path.write_bytes(header + struct.pack("<IQQ", *numbers) + data.draw(st.binary(max_size=256), label="body"))
+        return path
+    model = folder / "model"
+    shutil.copytree(STORIES, model)
+    weights = model / "model.safetensors"
+    real = weights.read_bytes()
+    if kind == "safetensors":
+        cut = data.draw(st.integers(0, len(real)), label="cut")
+        noise = data.draw(st.binary(max_size=64), label="noise")
+        at = data.draw(st.integers(0, min(cut, 512)), label="noise at")
+        damaged = real[:cut]
+        weights.write_bytes(damaged[:at] + noise + damaged[at + len(noise):])
+    elif kind == "bin":
+        weights.unlink()
+        (model / "pytorch_model.bin").write_bytes(data.draw(st.binary(max_size=512), label="pickle bytes"))
+    elif kind == "config":
+        config = json.loads((model / "config.json").read_text())
+        for _ in range(data.draw(st.integers(1, 3), label="config edits")):
+            key = data.draw(st.sampled_from(sorted(config)), label="key")
+            small = st.one_of(st.none(), st.booleans(), st.integers(-2, 64), st.text(max_size=8), st.lists(st.integers(0, 9), max_size=3))
+            if data.draw(st.booleans(), label="drop"):
+                config.pop(key)
+            else:
+                config[key] = data.draw(small, label="value")
+        (model / "config.json").write_text(json.dumps(config))
+    else:
+        tok = model / "tokenizer.json"
+        text = tok.read_text() if tok.is_file() else "{}"
+        cut = data.draw(st.integers(0, len(text)), label="tokenizer cut")
+        tok.write_text(text[:cut] + data.draw(st.text(max_size=16), label="tokenizer tail"))
+    return model
+
+
+def _load_model(path: Path) -> None:
+    import torch
+
+    from evalkit.adapters.hf.loading import load_model
+
+    load_model(str(path), torch.float32, False, None)
+
+
+@given(data=st.data())
+@_settings(40)
+def _fuzz_model_files(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _model_input(data, Path(tmp))
+        MODELS.attempt(lambda: _load_model(path))
+
+
+def test_fuzz_model_files():
+    _fuzz_model_files()
+    MODELS.report()

@@ -66,7 +66,7 @@ def test_regress_reuses_the_baseline_config_limit_and_documents(tmp_path, storie
     base_dir, base = evaluate(options, adapter=stories_adapter, log=lambda _m: None)
     assert base["config"]["tasks"]["sst2"]["hash"] != resolve_task("sst2").config_hash
     spec = write_spec(tmp_path, f"baseline: runs/{base_dir.name}\ntolerances: {{accuracy: 0.05}}\niterations: 100\n")
-    code = main(["regress", str(spec), "--model", str(STORIES), "--output", str(tmp_path / "cand"),
+    code = main(["regress", str(spec), "--model", str(STORIES), "--output", str(tmp_path / "cand"), "--data-dir", str(DATA),
                  "--device", "cpu", "--batch-size", "16", "--no-progress", "--format", "json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -98,6 +98,7 @@ def test_regress_flags_a_damaged_checkpoint(tmp_path, stories_adapter, one_threa
                          output=str(tmp_path / "runs"), batch_size=16, device="cpu", progress=False)
     base_dir, _ = evaluate(options, adapter=stories_adapter, log=lambda _m: None)
     code = main(["regress", "--baseline", str(base_dir), "--model", str(damaged), "--output", str(tmp_path / "cand"),
+                 "--data-dir", str(DATA),
                  "--device", "cpu", "--batch-size", "16", "--no-progress", "--iterations", "200"])
     out = capsys.readouterr().out
     print(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from ..requests import (
     Generate,
@@ -22,6 +22,10 @@ class Adapter(ABC):
     """A model behind three calls. It never sees a task, only requests."""
 
     name: str = "adapter"
+    model_args: ClassVar[Mapping[str, Any] | None] = None
+    """The `--model-arg` names this adapter takes: {name: ModelArg(type, help, min, max, choices)}.
+
+    Checked by `adapters.model_args.check_model_args` before the model loads; None: passed as given."""
 
     @property
     @abstractmethod

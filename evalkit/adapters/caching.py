@@ -1,8 +1,8 @@
 """An adapter that answers from the response cache and sends only the missing requests to the model.
 
-The missing requests go to the real adapter in chunks of a few batches; each chunk's responses are
-committed to SQLite as soon as it finishes, so a killed run loses at most one chunk, and running
-the same command again computes only what is missing.
+The missing requests go to the real adapter in chunks of a few batches (at most 64 requests on the
+CPU); each chunk's responses are committed to SQLite as soon as it finishes, so a killed run loses
+at most one chunk, and running the same command again computes only what is missing.
 
 Chunk boundaries are fixed by the full request list (sorted longest first, ties by position), not
 by what happens to be cached, so a resumed run sends the model exactly the batches an
@@ -21,6 +21,7 @@ from .base import Adapter, Progress
 MIN_CHUNK = 16
 BATCHES_PER_CHUNK = 4
 FALLBACK_CHUNK = 256
+CPU_MAX_CHUNK = 64  # --batch-size auto starts at 128 rows on the CPU: 4 batches of it would be minutes of work
 
 
 def _size(request: Any) -> int:
@@ -118,10 +119,12 @@ def _report_cached(progress: Progress | None, hits: int, total: int) -> None:
 
 
 def _default_chunk(inner: Adapter) -> int:
+    """Requests per committed chunk: four batches, at most CPU_MAX_CHUNK on the CPU (a kill loses little work)."""
     size = inner.run_stats().get("batch_size")
-    if isinstance(size, int) and size > 0:
-        return max(MIN_CHUNK, BATCHES_PER_CHUNK * size)
-    return FALLBACK_CHUNK
+    chunk = max(MIN_CHUNK, BATCHES_PER_CHUNK * size) if isinstance(size, int) and size > 0 else FALLBACK_CHUNK
+    if str(inner.identity.get("device") or "") == "cpu":
+        chunk = min(chunk, CPU_MAX_CHUNK)
+    return chunk
 
 
 def with_cache(adapter: Adapter, cache: ResponseCache | str | None, seed: int | None,

@@ -42,21 +42,42 @@ WIN_RATE_NOTE = (
 TIDY_COLUMNS = [
     "run_id", "created", "run_dir", "model", "model_spec", "model_location", "model_revision", "dtype", "device",
     "fewshot", "task", "metric", "value", "stderr", "n", "higher_is_better", "scale", "stderr_method",
-    "task_hash", "task_config", "task_version", "task_fewshot", "seconds", "limit", "seed",
+    "task_hash", "task_config", "task_version", "task_fewshot", "seconds", "limit", "seed", "complete",
     "ci_low", "ci_high", "data_sha256", "setup",
 ]
+INCOMPLETE = " (incomplete)"
 
 
-def leaderboard(path: str | os.PathLike) -> pd.DataFrame:
-    """Every run under `path` as a tidy frame: one row per (run, model, task, metric)."""
+def _warn(message: str) -> None:
+    from ..terminal_text import printable
+
+    print(f"evalkit: warning: {printable(message)}", file=sys.stderr)
+
+
+def leaderboard(path: str | os.PathLike, on_skip=_warn) -> pd.DataFrame:
+    """Every run under `path` as a tidy frame: one row per (run, model, task, metric).
+
+    A results file that fails its schema (results_schema.py) is skipped, with `on_skip(reason)`;
+    when every file is bad, that is an error naming the first one.
+    """
     runs = find_runs(path)
     if not runs:
         raise EvalkitError(f"no runs under {path} (no results.json); write some with `evalkit run --output {path}`")
-    rows = []
+    rows, skipped = [], []
     for run_dir in runs:
-        rows.extend(_tidy_rows(run_dir, read_results(run_dir)))
+        try:
+            results = read_results(run_dir)
+        except EvalkitError as err:
+            skipped.append(f"skipped {err}")
+            continue
+        rows.extend(_tidy_rows(run_dir, results))
     if not rows:
+        if skipped:
+            more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+            raise EvalkitError(f"no readable run under {path}: {skipped[0].removeprefix('skipped ')}{more}")
         raise EvalkitError(f"no finished tasks in any results.json under {path}; write some with `evalkit run --output {path}`")
+    for reason in skipped:
+        on_skip(reason)
     df = pd.DataFrame(rows, columns=TIDY_COLUMNS)
     df["created"] = pd.to_datetime(df["created"], utc=True, format="ISO8601")
     for column in ("fewshot", "task_fewshot", "n", "limit", "seed"):
@@ -74,6 +95,7 @@ def _tidy_rows(run_dir: Path, res: dict[str, Any]) -> list[dict[str, Any]]:
         "model_revision": model.get("sha256") or model.get("revision"),
         "dtype": model.get("dtype"), "device": model.get("device"), "fewshot": config.get("fewshot"),
         "limit": config.get("limit"), "seed": config.get("seed"),
+        "complete": set(config.get("tasks") or {}) <= set(res.get("tasks") or {}),  # a killed run lacks tasks
     }
     rows = []
     for task, result in (res.get("tasks") or {}).items():
@@ -290,13 +312,17 @@ class Board:
 
 
 def _md_cell(value: Any) -> str:
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A Markdown table cell: HTML escaped (a model name cannot add markup), pipes and backslashes escaped."""
+    text = html.escape(str(value), quote=False).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(text.split())
 
 
 def build_board(df: pd.DataFrame, sort: str | None = None, all_runs: bool = False) -> Board:
     """The wide leaderboard of a tidy frame, sorted by win rate (default) or by one task metric."""
     if df.empty:
         raise EvalkitError("no results left to show; check --tasks and --metrics")
+    if all_runs and "complete" in df:  # a killed run's row says so
+        df = df.assign(run_id=df["run_id"].where(df["complete"].astype(bool), df["run_id"] + INCOMPLETE))
     values = pivot(df, "value", all_runs)
     stderrs = pivot(df, "stderr", all_runs)
     counts = pivot(df, "n", all_runs)

@@ -11,12 +11,18 @@ A spec is a YAML file (paths in it are relative to the file):
     allow_untestable: false             # true: rows with non-finite values do not fail the gate
     iterations: 1000                    # paired-bootstrap resamples
     seed: 1234
-    data_dir: ../shared/data            # default: the baseline's data_dir
+    data_dir: ../shared/data            # needed when the baseline read local data (--data-dir)
 
 The candidate is scored with the task configs stored in the baseline's results.json (not the
-task files on disk, which may have changed since) and with its limit, seed, few-shot count and
-data, so both runs see the same documents and prompts. Before the model loads, the candidate's
-documents and few-shot pool are checked against the hashes the baseline recorded.
+task files on disk, which may have changed since) and with its limit, seed and few-shot count,
+so both runs see the same documents and prompts. Before the model loads, the candidate's documents
+and few-shot pool are checked against the hashes the baseline recorded.
+
+A baseline is a file from someone else: nothing in it names a path that regress reads or writes.
+Task names are checked with the rule `run` uses, the task configs are written under fixed names in
+a temporary folder, and the data directory comes from `--data-dir` or the spec, never from the
+baseline's results.json (regress stops with one line when the baseline used local data and none
+is given).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from .comparability import describe_source
 from .compare import ADJUSTMENTS, Comparison, Tolerance, check_test_options, compare_runs, open_run, parse_tolerance
 from ..errors import EvalkitError
 from ..tasks import available_tasks, load_task_file, parse_task
-from ..tasks.loader import _Fields, read_yaml
+from ..tasks.loader import TASK_NAME, _Fields, read_yaml
 
 SPEC_KEYS = {"baseline", "tasks", "metrics", "tolerances", "alpha", "adjust", "allow_untestable", "iterations", "seed",
              "data_dir"}
@@ -115,11 +121,16 @@ def baseline_task_files(base_results: dict[str, Any], tasks: list[str], folder: 
     """Write the baseline's stored task configs as YAML files the engine loads; check each reproduces its hash."""
     paths = []
     on_disk = available_tasks()
-    for task in tasks:
+    for i, task in enumerate(tasks):
+        if not isinstance(task, str) or not TASK_NAME.fullmatch(task):
+            raise EvalkitError(f"the baseline names a task {str(task)[:60]!r}, which is not a task name (letters, digits, "
+                               "'.', '_', '-'); the results file is damaged or crafted")
         stored = base_results["config"]["tasks"].get(task) or {}
         if "spec" not in stored or "hash" not in stored:
             raise EvalkitError(f"the baseline run does not record the config of task '{task}'; re-run the baseline with this evalkit")
         spec = parse_task(stored["spec"], f"baseline config of task '{task}'")
+        if spec.task != task:
+            raise EvalkitError(f"the baseline's config of task '{task}' names task '{spec.task}'; the results file is damaged or crafted")
         recorded = stored.get("spec_hash") or stored["hash"]
         if spec.config_hash != recorded:
             raise EvalkitError(f"the baseline's config of task '{task}' hashes to {spec.config_hash}, not its recorded "
@@ -131,7 +142,7 @@ def baseline_task_files(base_results: dict[str, Any], tasks: list[str], folder: 
                 changed = True
             if changed:
                 log(f"evalkit: note: {on_disk[task]} differs from the baseline's config of '{task}'; using the baseline's")
-        path = folder / f"{task}.yaml"
+        path = folder / f"task-{i}.yaml"  # a fixed name: never a path built from the results file
         path.write_text(yaml.safe_dump(stored["spec"], sort_keys=False, allow_unicode=True), encoding="utf-8")
         paths.append(str(path))
     return paths
@@ -150,10 +161,12 @@ def run_regression(spec: RegressionSpec, model: str, *, adapter_name: str = "hf-
     base = open_run(spec.baseline)
     tasks = spec.tasks or list(base.results["tasks"])
     config = base.results["config"]
-    data_dir = spec.data_dir or config.get("data_dir")
+    data_dir = spec.data_dir  # from the command line or the spec; never from the baseline's results file
+    if data_dir is None and config.get("data_dir"):
+        raise EvalkitError("the baseline read its task data from local files (--data-dir); pass --data-dir (or set "
+                           "data_dir in the spec): regress never takes a data directory from a results file")
     if data_dir and not Path(data_dir).is_dir():
-        raise EvalkitError(f"the baseline's data directory '{data_dir}' does not exist from here; "
-                           "pass --data-dir (or set data_dir in the spec)")
+        raise EvalkitError(f"data directory '{data_dir}' does not exist; pass --data-dir with the folder of the task data")
     with tempfile.TemporaryDirectory(prefix="evalkit-regress-") as folder:
         options = RunOptions(
             tasks=baseline_task_files(base.results, tasks, Path(folder), log), model=model, adapter=adapter_name,

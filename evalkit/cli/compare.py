@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from ..analysis.compare import ADJUSTMENTS, FORMATS, compare_runs, format_comparison, parse_tolerance_args
+from ..terminal_text import printable
 
 EXIT_CODES = ("exit codes: 0 no regression beyond tolerance; 1 a metric is confidently worse than its tolerance "
               "(adjusted p < alpha), or not testable (non-finite values) without --allow-untestable; 2 not comparable "
@@ -48,7 +49,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tasks=_names(args.tasks) if args.tasks else None, metrics=_names(args.metrics) if args.metrics else None,
         iterations=args.iterations, seed=args.seed, adjust=args.adjust, allow_untestable=bool(args.allow_untestable),
     )
-    print(format_comparison(comparison, args.format))
+    print(printable(format_comparison(comparison, args.format)))
     return comparison.exit_code
 
 
@@ -70,7 +71,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
         output=args.output, progress=not args.no_progress, log=lambda msg: print(msg, file=sys.stderr),
     )
     print(f"candidate run: {run_dir}", file=sys.stderr)
-    print(format_comparison(comparison, args.format))
+    print(printable(format_comparison(comparison, args.format)))
     return comparison.exit_code
 
 
@@ -97,7 +98,8 @@ def register(subparsers) -> None:
     regress.add_argument("--batch-size", default="auto", help="integer or 'auto'")
     regress.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     regress.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    regress.add_argument("--data-dir", default="", help="task data directory (default: the baseline's)")
+    regress.add_argument("--data-dir", default="",
+                         help="task data directory; needed when the baseline read local data (never taken from its results)")
     regress.add_argument("--output", default="results", help="where the candidate's run is written (default: results)")
     regress.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_test_options(regress, defaults=False)

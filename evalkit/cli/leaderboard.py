@@ -18,9 +18,11 @@ def names(value: str | None) -> list[str] | None:
 
 
 def write_output(text: str, output: str | None) -> None:
-    """Print to stdout, or write the file and say so on stderr."""
+    """Print to stdout (control characters from model names escaped), or write the file and say so on stderr."""
     if not output:
-        sys.stdout.write(text)
+        from ..terminal_text import printable
+
+        sys.stdout.write(printable(text))
         return
     from ..errors import EvalkitError
 

@@ -28,7 +28,10 @@ from .spec import (
 )
 
 _SCALARS = (str, int, float, bool, type(None))
+MAX_YAML_BYTES = 4 << 20  # a task file or regression spec is a few KB; 100 MB of YAML takes minutes to parse
 _TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+TASK_NAME = _TASK_NAME  # the rule for a task name, wherever one is read (it names result files)
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")  # never a path
 _TOP_KEYS = {
     "task", "kind", "dataset", "doc_to_text", "metrics", "version", "description", "fields",
     "doc_to_target", "references_field", "doc_to_count", "choices", "labels", "target_delimiter",
@@ -258,6 +261,9 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
     if (h := f.sub("hub")) is not None:
         h.check_keys({"path", "name", "split"})
         hub = HubSource(path=h.get("path", str, required=True), name=h.get("name", str), split=h.get("split", str, "test"))
+        if not _HUB_ID.fullmatch(hub.path) or ".." in hub.path:
+            h.fail(f"'{hub.path}' is not a hub dataset id (like 'nyu-mll/glue'); local files go in dataset.local, "
+                   "read from --data-dir", "path")
     if (s := f.sub("sacrebleu")) is not None:
         s.check_keys({"test_set", "langpair"})
         sacre = SacrebleuSource(test_set=s.get("test_set", str, required=True), langpair=s.get("langpair", str, required=True))
@@ -302,6 +308,10 @@ def read_yaml(path: str | os.PathLike, what: str = "task file") -> Any:
     where = str(path)
     if not path.is_file():
         raise EvalkitError(f"{where}: {what} not found")
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise EvalkitError(f"{where}: {size:,} bytes is too large for a {what} (at most {MAX_YAML_BYTES:,}); "
+                           "keep data in data files, not in YAML")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:

@@ -9,6 +9,7 @@ Scoring pads on the right, generation on the left.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import torch
@@ -24,10 +25,11 @@ from ...requests import (
     RollingResponse,
 )
 from ..base import Adapter, Progress
+from ..model_args import MAX_CONTEXT, ModelArg, check_model_args
 from .generation import CACHE_MODES, Generator, generate_greedy
 from .loading import load_model
 from .scoring import decided_scoring_path, score_token_pairs
-from .tokens import document_windows, encode_pair, encode_text, prefix_token_id, rolling_windows
+from .tokens import clip_for_tokens, document_windows, encode_pair, encode_text, prefix_token_id, rolling_windows
 
 _DTYPES = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -36,17 +38,21 @@ _DTYPES = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfl
 class HFCausalAdapter(Adapter):
     name = "hf-causal"
     data_parallel = True  # its batches go through batching.run_batches: torchrun ranks share them
+    model_args = {
+        "max_length": ModelArg(int, "context length in tokens; default: the model's", min=1, max=MAX_CONTEXT),
+        "revision": ModelArg(str, "hub revision: branch, tag or commit"),
+        "kv_cache": ModelArg(str, "generation key-value cache", choices=CACHE_MODES),
+    }
 
     def __init__(self, model: str | None = None, dtype: str = "auto", device: str = "auto",
                  batch_size: str | int | None = "auto", max_length: int | None = None,
                  trust_remote_code: bool = False, revision: str | None = None, kv_cache: str = "auto", **unknown: Any):
-        if unknown:
-            raise EvalkitError(f"hf-causal: unknown model argument(s) {', '.join(sorted(unknown))} (known: dtype, device, batch_size, max_length, revision, kv_cache)")
-        if kv_cache not in CACHE_MODES:
-            raise EvalkitError(f"kv_cache must be one of {', '.join(CACHE_MODES)}, got '{kv_cache}'")
+        checked = check_model_args(type(self), {"max_length": max_length, "revision": revision, "kv_cache": kv_cache, **unknown})
+        max_length, revision, kv_cache = checked["max_length"], checked["revision"], checked["kv_cache"] or "auto"
         if dtype not in _DTYPES:
             raise EvalkitError(f"--dtype must be one of {', '.join(_DTYPES)}, got '{dtype}'")
         self.device = _pick_device(device)
+        self.plan = parse_batch_size(batch_size, self.device)  # a bad --batch-size fails before the model loads
         _quiet_transformers()
         # "auto" keeps the checkpoint's own dtype (as lm-eval does); the dtype used is recorded in the identity
         self.model, self.tokenizer, self._identity = load_model(model, _DTYPES[dtype], trust_remote_code, revision)
@@ -58,7 +64,6 @@ class HFCausalAdapter(Adapter):
             tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
         self.prefix_token_id = prefix_token_id(tok)
         self.max_length = int(max_length or _model_max_length(self.model, tok))
-        self.plan = parse_batch_size(batch_size, self.device)
         self.truncated = 0
         self.generator = Generator(self.model, tok, self.device, kv_cache)
 
@@ -83,6 +88,7 @@ class HFCausalAdapter(Adapter):
 
     # -- scoring ----------------------------------------------------------------------------------
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        context = clip_for_tokens(self.tokenizer, context, self.max_length)  # only its end can be scored
         return encode_pair(self.tokenizer, context, continuation, self.prefix_token_id)
 
     def _score(self, pairs: list[tuple[list[int], list[int]]], progress: Progress | None) -> list[tuple[float, bool]]:
@@ -136,10 +142,17 @@ def _per_document(progress: Progress | None, n_docs: int, n_windows: int) -> Pro
 def _pick_device(device: str | None) -> str:
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise EvalkitError(f"--device {device} asked for, but no CUDA device is available; use --device cpu or auto")
-    if device not in ("cpu", "mps") and not device.startswith("cuda"):
-        raise EvalkitError(f"--device must be auto, cpu, cuda or cuda:N, got '{device}'")
+    if device not in ("cpu", "mps", "cuda") and not re.fullmatch(r"cuda:\d{1,3}", device):
+        raise EvalkitError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{device}'")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise EvalkitError(f"--device {device} asked for, but no CUDA device is available; use --device cpu or auto")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise EvalkitError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                               f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise EvalkitError("--device mps asked for, but this machine has no Apple MPS device; use --device cpu or auto")
     return device
 
 

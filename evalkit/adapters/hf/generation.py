@@ -18,7 +18,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from ...batching import BatchPlan, is_oom, run_batches
 from ...errors import EvalkitError
 from ...requests import Generate, GenerateResponse
-from .tokens import encode_text
+from .tokens import clip_for_tokens, encode_text
 
 CACHE_MODES = ("auto", "static", "dynamic")
 _CUDA_CACHE_BUCKET = 256  # static cache lengths on CUDA are rounded up to this, so few shapes get compiled
@@ -164,7 +164,7 @@ def generate_greedy(generator: Generator, requests: list[Generate], max_len: int
         if room < 1:
             raise EvalkitError(f"max_new_tokens {max_new} leaves no room for a prompt in the model's context of {max_len}")
         encoded = {}
-        all_ids = [encode_text(tokenizer, requests[i].context) for i in members]
+        all_ids = [encode_text(tokenizer, clip_for_tokens(tokenizer, requests[i].context, room)) for i in members]
         for i, ids in zip(members, all_ids):
             if len(ids) > room:
                 truncated_total += 1

