@@ -8,6 +8,7 @@ keeps the tasks that finished.
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import re
 import subprocess
@@ -21,12 +22,13 @@ from typing import Any
 from . import __version__
 from .adapters import Adapter, get_adapter_class
 from .adapters.caching import CachingAdapter, with_cache
-from .build import DocWork, build_work
+from .build import DocWork, PromptStyle, build_work, tag_set
 from .cache import ResponseCache
 from .data import load_documents, load_fewshot_pool, select_documents
+from .errors import EvalkitError
 from .metrics import build_scorer, summarize
 from .progress import Progress
-from .requests import Generate, Loglikelihood, RollingLoglikelihood
+from .requests import Generate, Loglikelihood, RollingLoglikelihood, TagWords
 from .results import RESULTS_FILE, SCHEMA_VERSION, samples_path, write_json, write_jsonl
 from .tasks import TaskSpec, resolve_task
 
@@ -50,6 +52,15 @@ class RunOptions:
     progress: bool = True
     run_id: str | None = None
     cache_dir: str | None = None  # the response cache's folder; None: no cache (the CLI defaults to the user's cache)
+    apply_chat_template: bool = False  # render prompts through the model's chat template (lm-eval's conventions)
+    system_prompt: str | None = None  # with apply_chat_template: a system turn first
+    fewshot_as_multiturn: bool = False  # with apply_chat_template: few-shot examples as user/assistant turns
+
+
+# the request each task kind sends; an adapter lists the request types it answers (Adapter.request_types)
+KIND_REQUESTS = {"multiple_choice": Loglikelihood, "generate": Generate, "perplexity": RollingLoglikelihood,
+                 "sequence_labeling": TagWords}
+_DEFAULT_REQUESTS = frozenset({Loglikelihood, RollingLoglikelihood, Generate})
 
 
 @dataclass
@@ -57,15 +68,63 @@ class PreparedTask:
     spec: TaskSpec
     docs: list[dict[str, Any]]
     work: list[DocWork]
+    style: PromptStyle = PromptStyle()
+
+    def prompt_format(self, identity: dict[str, Any]) -> dict[str, Any] | None:
+        """How prompts reached the model, for results.json; None for plain prompts (and perplexity)."""
+        fmt = self.style.to_dict()
+        if fmt is None or self.spec.kind == "perplexity":
+            return None
+        return {**fmt, "chat_template_sha256": identity.get("chat_template_sha256")}
+
+    def config_hash(self, identity: dict[str, Any]) -> str:
+        """The task's config hash; a chat run's also covers the chat options and the template's hash."""
+        fmt = self.prompt_format(identity)
+        if fmt is None:
+            return self.spec.config_hash
+        canonical = json.dumps({"spec": self.spec.config_hash, "prompt_format": fmt}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def prepare_task(spec: TaskSpec, options: RunOptions) -> PreparedTask:
-    if options.fewshot is not None and spec.kind != "perplexity":
+def prompt_style(options: RunOptions, adapter: Any = None) -> PromptStyle:
+    """`adapter`: an adapter or adapter class (for its `classifier_input`), or None."""
+    classifier = bool(getattr(adapter, "classifier_input", False))
+    if not options.apply_chat_template and (options.system_prompt or options.fewshot_as_multiturn):
+        flag = "--system-prompt" if options.system_prompt else "--fewshot-as-multiturn"
+        raise EvalkitError(f"{flag} applies to chat prompts only; add --apply-chat-template")
+    if options.apply_chat_template and classifier:
+        raise EvalkitError(f"--apply-chat-template: adapter '{getattr(adapter, 'name', options.adapter)}' is a text classifier; it reads the task's "
+                           "raw input text, not a chat; drop the flag")
+    return PromptStyle(chat=options.apply_chat_template, system_prompt=options.system_prompt or None,
+                       fewshot_as_multiturn=options.fewshot_as_multiturn, classifier_input=classifier)
+
+
+def check_supported(spec: TaskSpec, adapter: Any) -> None:
+    """One line, before any model loads, when the adapter (or adapter class) cannot answer the task's requests."""
+    answers = getattr(adapter, "request_types", _DEFAULT_REQUESTS)
+    name = getattr(adapter, "name", "adapter")
+    if KIND_REQUESTS[spec.kind] in answers:
+        return
+    kinds = [kind for kind, req in KIND_REQUESTS.items() if req in answers]
+    able = [n for n in ("hf-causal", "hf-seq2seq") if spec.kind in ("generate", "perplexity", "multiple_choice")]
+    hint = f"; use --adapter {' or '.join(able)}" if able else ("; use --adapter hf-token-classifier"
+                                                               if spec.kind == "sequence_labeling" else "")
+    raise EvalkitError(f"adapter '{name}' answers only {' and '.join(kinds) or 'no'} tasks, and task '{spec.task}' is a "
+                       f"{spec.kind} task{hint}")
+
+
+def prepare_task(spec: TaskSpec, options: RunOptions, adapter: Any = None) -> PreparedTask:
+    """Documents and requests for one task; `adapter` (an adapter or its class) shapes them when given."""
+    if adapter is not None:
+        check_supported(spec, adapter)
+    style = prompt_style(options, adapter)
+    if options.fewshot is not None and spec.kind not in ("perplexity", "sequence_labeling"):
         spec = replace(spec, fewshot=replace(spec.fewshot, k=options.fewshot))
     all_docs = load_documents(spec, options.data_dir)
     chosen = select_documents(all_docs, options.limit, options.seed)
     pool = load_fewshot_pool(spec, options.data_dir) or all_docs
-    return PreparedTask(spec, chosen, build_work(spec, chosen, pool))
+    tags = tag_set(spec, all_docs) if spec.kind == "sequence_labeling" else ()
+    return PreparedTask(spec, chosen, build_work(spec, chosen, pool, style, tags), style)
 
 
 def make_adapter(options: RunOptions) -> Adapter:
@@ -105,16 +164,24 @@ def _responses(adapter: Adapter, work: list[DocWork], progress: Progress):
         return adapter.loglikelihood_rolling(flat, progress)
     if kind is Generate:
         return adapter.generate(flat, progress)
+    if kind is TagWords:
+        return adapter.tag_words(flat, progress)
     raise TypeError(kind)
 
 
-def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, Any]]:
+def _records(spec: TaskSpec, work: list[DocWork], responses, adapter: Adapter | None = None) -> list[dict[str, Any]]:
     records, pos = [], 0
     for w in work:
         mine = responses[pos: pos + len(w.requests)]
         pos += len(w.requests)
         rec: dict[str, Any] = {"doc_id": w.doc_id, "prompt": w.prompt}
-        if spec.kind == "multiple_choice":
+        if w.messages and adapter is not None:  # what the model saw: the rendered conversation
+            rec.update(prompt=adapter.render_chat(w.messages), plain_prompt=w.prompt,
+                       messages=[list(m) for m in w.messages])
+        if spec.kind == "sequence_labeling":
+            (r,) = mine
+            rec.update(words=w.words, prediction=list(r.tags), gold=w.gold, truncated=r.truncated)
+        elif spec.kind == "multiple_choice":
             lls = [r.logprob for r in mine]
             best = max(range(len(lls)), key=lambda i: lls[i])
             rec.update(prediction=spec.label_names[best], gold=w.gold, choices=list(spec.choices), loglikelihoods=lls,
@@ -153,7 +220,7 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
         progress.close()
     seconds = time.perf_counter() - start
     cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
-    records = _records(spec, work, responses)
+    records = _records(spec, work, responses, adapter)
     metrics = score_records(spec, records, options.bootstrap_iters, options.seed)
     write_jsonl(samples_path(run_dir, spec.task), records)
     return {
@@ -170,10 +237,20 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     }
 
 
+def _task_config(prepared: PreparedTask, identity: dict[str, Any]) -> dict[str, Any]:
+    out = {"hash": prepared.config_hash(identity), "version": prepared.spec.version, "spec": prepared.spec.to_dict()}
+    if (fmt := prepared.prompt_format(identity)) is not None:
+        out["prompt_format"] = fmt
+    return out
+
+
 def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> tuple[Path, dict[str, Any]]:
     """Run every task; return the run directory and the results dict (also written to disk)."""
     specs = [resolve_task(t) for t in options.tasks]
-    prepared = [prepare_task(spec, options) for spec in specs]
+    # the adapter (or, before it loads, its class) says which requests it answers: a task it cannot run
+    # fails here, in a second, not after a model load
+    kind = adapter if adapter is not None else get_adapter_class(options.adapter)
+    prepared = [prepare_task(spec, options, kind) for spec in specs]
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
     if adapter is None:
         if not options.model:
@@ -195,8 +272,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "config": {
             "limit": options.limit, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
             "bootstrap_iters": options.bootstrap_iters, "data_dir": options.data_dir,
-            "tasks": {p.spec.task: {"hash": p.spec.config_hash, "version": p.spec.version, "spec": p.spec.to_dict()}
-                      for p in prepared},
+            "tasks": {p.spec.task: _task_config(p, identity) for p in prepared},
         },
         "versions": versions(),
         "tasks": {},

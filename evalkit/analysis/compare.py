@@ -147,10 +147,12 @@ def check_test_options(alpha: float, iterations: int) -> None:
 
 def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, alpha: float = 0.05,
                  tolerances: Mapping[str, Any] | None = None, tasks: Iterable[str] | None = None,
-                 metrics: Iterable[str] | None = None, iterations: int = 1000, seed: int = 1234) -> Comparison:
+                 metrics: Iterable[str] | None = None, iterations: int = 1000, seed: int = 1234,
+                 across_prompt_formats: bool = False) -> Comparison:
     """Compare every task and metric two runs share (or the given ones) on their shared documents.
 
     tolerances: {metric or "task/metric": amount or "2%"}; the task-qualified key wins.
+    across_prompt_formats: pair a chat-template run with a plain one of the same task config (refused otherwise).
     """
     check_test_options(alpha, iterations)
     tols = {k: v if isinstance(v, Tolerance) else parse_tolerance(v, k) for k, v in (tolerances or {}).items()}
@@ -160,7 +162,7 @@ def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, a
     notes: list[str] = []
     pairs: list[tuple[str, Scorer, Scorer, list[str]]] = []  # (task, baseline scorer, candidate scorer, names)
     for task in shared:
-        _check_same_config(task, base, cand)
+        _check_same_config(task, base, cand, across_prompt_formats)
         base_records, cand_records, note = _aligned_samples(task, base, cand)
         notes += [note] if note else []
         spec = base.results["config"]["tasks"][task]["spec"]
@@ -193,11 +195,18 @@ def _shared_tasks(base: RunRef, cand: RunRef, tasks: list[str] | None) -> list[s
     return shared
 
 
-def _check_same_config(task: str, base: RunRef, cand: RunRef) -> None:
+def _check_same_config(task: str, base: RunRef, cand: RunRef, across_prompt_formats: bool = False) -> None:
     b_cfg = base.results.get("config", {}).get("tasks", {}).get(task, {})
     c_cfg = cand.results.get("config", {}).get("tasks", {}).get(task, {})
     if not b_cfg.get("hash") or not c_cfg.get("hash") or "spec" not in b_cfg:
         raise EvalkitError(f"cannot compare task '{task}': a run does not record its task config (hash and spec); re-run it with this evalkit")
+    b_chat, c_chat = bool(b_cfg.get("prompt_format")), bool(c_cfg.get("prompt_format"))
+    if b_chat != c_chat and not across_prompt_formats:
+        raise EvalkitError(f"cannot compare task '{task}': the {'baseline' if b_chat else 'candidate'} ran with "
+                           f"--apply-chat-template and the {'candidate' if b_chat else 'baseline'} without; pair chat runs "
+                           "with chat runs, or pass --across-prompt-formats to test one prompt format against the other")
+    if b_chat != c_chat and b_cfg.get("spec") == c_cfg.get("spec"):
+        return  # the same task config, asked in two prompt formats on purpose
     if b_cfg["hash"] != c_cfg["hash"]:
         fields = _differences(b_cfg.get("spec"), c_cfg.get("spec"))
         which = f"; differing fields: {', '.join(fields[:4])}" if fields else ""

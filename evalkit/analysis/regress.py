@@ -142,8 +142,12 @@ def run_regression(spec: RegressionSpec, model: str, *, adapter_name: str = "hf-
     if data_dir and not Path(data_dir).is_dir():
         raise EvalkitError(f"the baseline's data directory '{data_dir}' does not exist from here; "
                            "pass --data-dir (or set data_dir in the spec)")
+    # a chat-template baseline is re-run with the same chat options
+    chat = next((t["prompt_format"] for t in config.get("tasks", {}).values() if t.get("prompt_format")), None) or {}
     with tempfile.TemporaryDirectory(prefix="evalkit-regress-") as folder:
         options = RunOptions(
+            apply_chat_template=bool(chat), system_prompt=chat.get("system_prompt"),
+            fewshot_as_multiturn=bool(chat.get("fewshot_as_multiturn")),
             tasks=baseline_task_files(base.results, tasks, Path(folder), log), model=model, adapter=adapter_name,
             limit=config.get("limit"), fewshot=config.get("fewshot"), seed=config.get("seed", 1234),
             bootstrap_iters=config.get("bootstrap_iters", 1000), data_dir=data_dir, output=output,

@@ -22,6 +22,7 @@ _FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "ter": ("translation", "Ter", ("generate",)),
     "rouge": ("summarization", "Rouge", ("generate",)),
     "perplexity": ("perplexity", "Perplexity", ("perplexity",)),
+    "entity_f1": ("sequence_labeling", "EntityF1", ("sequence_labeling",)),
 }
 
 

@@ -32,7 +32,7 @@ _TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TOP_KEYS = {
     "task", "kind", "dataset", "doc_to_text", "metrics", "version", "description", "fields",
     "doc_to_target", "references_field", "doc_to_count", "choices", "labels", "target_delimiter",
-    "fewshot", "generation",
+    "fewshot", "generation", "input", "words_field", "tags_field",
 }
 
 
@@ -158,7 +158,7 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
         task=task,
         kind=kind,
         dataset=dataset,
-        doc_to_text=top.get("doc_to_text", str, required=True),
+        doc_to_text=top.get("doc_to_text", str, "", required=kind != "sequence_labeling"),
         metrics=tuple(metrics),
         version=top.get("version", str, "1"),
         description=top.get("description", str, ""),
@@ -169,6 +169,9 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
         choices=top.strings("choices"),
         labels=top.strings("labels"),
         target_delimiter=top.get("target_delimiter", str, " "),
+        input=top.get("input", str),
+        words_field=top.get("words_field", str),
+        tags_field=top.get("tags_field", str),
         fewshot=fewshot,
         generation=generation,
         source_file=where,
@@ -176,7 +179,7 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
     _check_kind_fields(spec, top)
     from .prompts import check_template
 
-    for key in ("doc_to_text", "doc_to_target", "doc_to_count"):
+    for key in ("doc_to_text", "doc_to_target", "doc_to_count", "input"):
         if getattr(spec, key):
             try:
                 check_template(getattr(spec, key))
@@ -200,6 +203,20 @@ def _check_kind_fields(spec: TaskSpec, top: _Fields) -> None:
     elif spec.kind == "generate":
         if not spec.doc_to_target and not spec.references_field:
             top.fail("a generate task needs doc_to_target or references_field", "doc_to_target")
+    elif spec.kind == "sequence_labeling":
+        for key in ("words_field", "tags_field"):
+            if not getattr(spec, key):
+                top.fail("is required for sequence_labeling (the document field that holds the list of "
+                         f"{key.split('_')[0]})", key)
+        if spec.fewshot.k:
+            top.fail("a sequence_labeling task takes no few-shot examples", "fewshot")
+        if len(set(spec.labels)) != len(spec.labels):
+            top.fail("lists a tag twice", "labels")
+    if spec.input is not None and spec.kind != "multiple_choice":
+        top.fail("only a multiple_choice task has an input text for classifiers", "input")
+    for key in ("words_field", "tags_field"):
+        if getattr(spec, key) and spec.kind != "sequence_labeling":
+            top.fail("only a sequence_labeling task has word and tag fields", key)
 
 
 def _parse_dataset(f: _Fields) -> DatasetSpec:
@@ -212,7 +229,7 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
         s.check_keys({"test_set", "langpair"})
         sacre = SacrebleuSource(test_set=s.get("test_set", str, required=True), langpair=s.get("langpair", str, required=True))
     if (lf := f.sub("local")) is not None:
-        lf.check_keys({"path", "format", "split_on", "text_field", "label_field", "source", "references"})
+        lf.check_keys({"path", "format", "split_on", "text_field", "label_field", "source", "references", "columns"})
         fmt = lf.get("format", str, required=True)
         if fmt not in LOCAL_FORMATS:
             lf.fail(f"unknown format '{fmt}' (use one of: {', '.join(LOCAL_FORMATS)})", "format")
@@ -226,13 +243,17 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
         local = LocalSource(
             path=path, format=fmt, split_on=split_on,
             text_field=lf.get("text_field", str, "text"), label_field=lf.get("label_field", str, "label"),
-            source=lf.relative_path("source"), references=lf.strings("references"),
+            source=lf.relative_path("source"), references=lf.strings("references"), columns=lf.strings("columns"),
         )
         for ref in local.references:
             if not _inside(ref):
                 lf.fail(f"'{ref}' must be a relative path inside the data directory (no '..')", "references")
         if fmt == "parallel" and (not local.source or not local.references):
             lf.fail("format 'parallel' needs 'source' and 'references' files", "source")
+        if fmt == "conll" and not local.columns:
+            lf.fail("format 'conll' needs the names of its columns, e.g. [tokens, pos, chunk, ner]", "columns")
+        if len(set(local.columns)) != len(local.columns):
+            lf.fail("names a column twice", "columns")
     if not (hub or sacre or local):
         f.fail("needs at least one of hub, sacrebleu or local")
     return DatasetSpec(hub=hub, sacrebleu=sacre, local=local)

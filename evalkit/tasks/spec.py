@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import EvalkitError
 
-KINDS = ("multiple_choice", "generate", "perplexity")
-LOCAL_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "folders", "parallel")
+KINDS = ("multiple_choice", "generate", "perplexity", "sequence_labeling")
+LOCAL_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "folders", "parallel", "conll")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class LocalSource:
     label_field: str = "label"  # folders: the field that holds the folder name
     source: str | None = None  # parallel: source file, relative to path
     references: tuple[str, ...] = ()  # parallel: reference files, relative to path
+    columns: tuple[str, ...] = ()  # conll: the names of the whitespace-separated columns of a token line
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class MetricSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+_LATER_FIELDS = ("input", "words_field", "tags_field")
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     task: str
@@ -84,7 +88,10 @@ class TaskSpec:
     references_field: str | None = None
     doc_to_count: str | None = None  # perplexity: text whose words/bytes are counted (default: the scored text)
     choices: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # multiple_choice: a name per choice; sequence_labeling: the tag set
+    input: str | None = None  # multiple_choice: the raw text a text classifier reads (a template), not a prompt
+    words_field: str | None = None  # sequence_labeling: the field holding the list of words
+    tags_field: str | None = None  # sequence_labeling: the field holding the list of gold tags
     target_delimiter: str = " "
     fewshot: FewShotSpec = field(default_factory=FewShotSpec)
     generation: GenerationSpec = field(default_factory=GenerationSpec)
@@ -93,6 +100,13 @@ class TaskSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source_file")
+        # fields added after the first schema are left out while unset, so older tasks keep their config hash
+        for key in _LATER_FIELDS:
+            if data.get(key) is None:
+                data.pop(key, None)
+        local = (data.get("dataset") or {}).get("local")
+        if local is not None and not local.get("columns"):
+            local.pop("columns", None)
         return data
 
     @property
