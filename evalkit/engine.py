@@ -78,11 +78,16 @@ class PreparedTask:
         return {**fmt, "chat_template_sha256": identity.get("chat_template_sha256")}
 
     def config_hash(self, identity: dict[str, Any]) -> str:
-        """The task's config hash; a chat run's also covers the chat options and the template's hash."""
-        fmt = self.prompt_format(identity)
-        if fmt is None:
+        """The task's config hash; a chat run's also covers the chat options and the template's hash, and a
+        classifier run's the `input` template it reads."""
+        extra: dict[str, Any] = {}
+        if (fmt := self.prompt_format(identity)) is not None:
+            extra["prompt_format"] = fmt
+        if self.style.classifier_input and self.spec.kind == "multiple_choice":
+            extra["classifier_input"] = self.spec.input
+        if not extra:
             return self.spec.config_hash
-        canonical = json.dumps({"spec": self.spec.config_hash, "prompt_format": fmt}, sort_keys=True)
+        canonical = json.dumps({"spec": self.spec.config_hash, **extra}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

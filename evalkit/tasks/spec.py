@@ -111,8 +111,13 @@ class TaskSpec:
 
     @property
     def config_hash(self) -> str:
-        """A hash of everything that changes the requests or the scores (not the file's location)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=True)
+        """A hash of everything that changes a language model's requests or the scores (not the file's location).
+
+        `input` is left out: only a text classifier reads it, and a classifier run hashes it in
+        (engine.PreparedTask.config_hash), so adding it to a task does not change LM runs' hashes.
+        """
+        data = {k: v for k, v in self.to_dict().items() if k != "input"}
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
