@@ -47,12 +47,21 @@ def load_documents(spec: TaskSpec, data_dir: str | Path | None) -> list[dict[str
     return docs
 
 
-def select_documents(docs: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
-    """A seeded random sample of `limit` docs, kept in doc_id order; all docs when limit is None."""
+LIMIT_MODES = ("random", "first")
+
+
+def select_documents(docs: list[dict[str, Any]], limit: int | None, seed: int, mode: str = "random") -> list[dict[str, Any]]:
+    """`limit` docs kept in doc_id order: a seeded random sample (default), or the first `limit` (lm-eval's
+    --limit, for like-for-like comparisons; a split sorted by label then gives one class). All docs when
+    limit is None or not smaller than the data set."""
+    if mode not in LIMIT_MODES:
+        raise EvalkitError(f"--limit-mode must be one of {', '.join(LIMIT_MODES)}, got '{mode}'")
     if limit is None or limit >= len(docs):
         return docs
     if limit < 1:
         raise EvalkitError(f"--limit must be a positive integer, got {limit}")
+    if mode == "first":
+        return docs[:limit]
     chosen = sorted(random.Random(seed).sample(range(len(docs)), limit))
     return [docs[i] for i in chosen]
 

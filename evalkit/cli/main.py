@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise EvalkitError("--tasks is empty; pass task names from `evalkit tasks`, e.g. --tasks imdb,sst2")
     options = RunOptions(
         tasks=tasks, model=args.model or None, adapter=args.adapter, model_args=_model_args(args.model_arg),
-        limit=args.limit, fewshot=args.fewshot, seed=args.seed, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        limit=args.limit, limit_mode=args.limit_mode, fewshot=args.fewshot, seed=args.seed, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
         data_dir=args.data_dir or None, output=args.output, bootstrap_iters=args.bootstrap_iters,
         trust_remote_code=args.trust_remote_code, progress=not args.no_progress,
         cache_dir=None if args.no_cache else (args.cache_dir or str(cache_root())),
@@ -96,12 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "--model-arg label_map=POSITIVE:positive,NEGATIVE:negative)")
     run.add_argument("--tasks", required=True, help="comma-separated task names or YAML paths")
     run.add_argument("--limit", type=_limit, default=None, help="evaluate a seeded random sample of N documents per task")
+    run.add_argument("--limit-mode", choices=("random", "first"), default="random",
+                     help="random: a seeded sample, kept in document order (default); first: the first N documents, "
+                          "as lm-eval's --limit, for like-for-like comparisons with it")
     run.add_argument("--fewshot", type=int, default=None, metavar="K",
                      help="few-shot examples per prompt, overriding each task's fewshot.k")
     run.add_argument("--seed", type=int, default=1234, help="seed for --limit sampling, few-shot and bootstrap (default 1234)")
     run.add_argument("--batch-size", default="auto", help="integer or 'auto' (largest that fits, halves on OOM)")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    run.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    run.add_argument("--dtype", default="auto", help="auto (the checkpoint's own dtype, as lm-eval; a GGUF is de-quantised to float32), float32, bfloat16, float16")
     run.add_argument("--data-dir", default=os.environ.get("EVALKIT_DATA_DIR", ""),
                      help="read task data from local files laid out like ../shared/data instead of the hub")
     run.add_argument("--output", default="results", help="results directory (default: results)")
