@@ -252,14 +252,14 @@ def _task_config(prepared: PreparedTask, identity: dict[str, Any]) -> dict[str, 
     return out
 
 
-def _note_truncation(task: str, result: dict[str, Any], max_length: Any, log) -> None:
+def _note_truncation(task: str, result: dict[str, Any], max_length: Any, how: str, log) -> None:
     truncated, total = result["truncated_inputs"], result["throughput"]["requests"]
     if truncated == total and total:
         log(f"evalkit: warning: every input of task '{task}' ({total}) was longer than the model's context of "
-            f"{max_length} tokens and was cut to its end: the scores describe truncated prompts")
+            f"{max_length} tokens and was {how}: the scores describe truncated inputs")
     elif truncated:
         log(f"evalkit: note: {truncated} of {total} inputs of task '{task}' were longer than the model's context of "
-            f"{max_length} tokens and were cut to their end (tasks.{task}.truncated_inputs)")
+            f"{max_length} tokens and were {how} (tasks.{task}.truncated_inputs)")
 
 
 def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> tuple[Path, dict[str, Any]]:
@@ -298,7 +298,8 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     }
     for p in prepared:
         results["tasks"][p.spec.task] = task_result = run_task(p, adapter, options, run_dir)
-        _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
+        _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"),
+                         getattr(adapter, "truncation", "cut to their end"), log)
         results["run"] = adapter.run_stats()
         write_json(run_dir / RESULTS_FILE, results)
     return run_dir, results

@@ -69,6 +69,19 @@ def tiny_tagger(folder: Path, labels=("O", "B-PER", "I-PER", "B-LOC", "I-LOC"), 
     return _save(BertForTokenClassification(config), tok, folder)
 
 
+def relabel(folder: Path, copy: Path, labels: tuple[str, ...]) -> Path:
+    """A copy of a classifier folder whose config names its labels differently (the same weights)."""
+    import json
+    import shutil
+
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["id2label"] = {str(i): name for i, name in enumerate(labels)}
+    config["label2id"] = {name: i for i, name in enumerate(labels)}
+    (copy / "config.json").write_text(json.dumps(config))
+    return copy
+
+
 def tiny_chat_llama(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
