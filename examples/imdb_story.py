@@ -12,8 +12,8 @@ often the model said POSITIVE. This script does it properly:
 3. print that table next to the naive number, the share of POSITIVE predictions, computed from the
    same logged predictions.
 
-    python examples/imdb_story.py                       # train (~5 CPU-minutes), then evaluate 2,000 reviews
-    python examples/imdb_story.py --model results/sst2-classifier --limit 25000
+    python examples/imdb_story.py                                   # train (~5 CPU-minutes), then evaluate
+    python examples/imdb_story.py --model results/sst2-classifier   # evaluate a classifier trained before
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ def evaluate(model: Path, limit: int | None, data_dir: Path, output: Path, batch
 
 def story_table(run_dir: Path) -> tuple[str, dict[str, float]]:
     """The metrics evalkit reports, next to the share of POSITIVE predictions, as a Markdown table."""
-    results = json.loads((run_dir / "results.json").read_text())
-    metrics = results["tasks"]["imdb"]["metrics"]
-    rows = [json.loads(line) for line in (run_dir / "imdb.samples.jsonl").read_text().splitlines() if line.strip()]
+    from evalkit.results import read_results, read_samples
+
+    metrics = read_results(run_dir)["tasks"]["imdb"]["metrics"]
+    rows = read_samples(run_dir, "imdb")
     n = len(rows)
     share = sum(r["prediction"] == "positive" for r in rows) / n
     gold_share = sum(r["gold"] == "positive" for r in rows) / n
@@ -49,7 +50,7 @@ def story_table(run_dir: Path) -> tuple[str, dict[str, float]]:
                "f1": metrics["f1"]["value"], "f1_stderr": metrics["f1"]["stderr"], "share_positive": share,
                "gold_share_positive": gold_share, "n": n}
     table = "\n".join([
-        f"| IMDB test, {n:,} reviews (seeded sample) | value | standard error |",
+        f"| IMDB test, {n:,} reviews | value | standard error |",
         "|---|---|---|",
         f"| accuracy (prediction = gold label) | {numbers['accuracy']:.4f} | {numbers['accuracy_stderr']:.4f} (closed form) |",
         f"| F1, positive class (sklearn, binary) | {numbers['f1']:.4f} | {numbers['f1_stderr']:.4f} ({metrics['f1']['stderr_method']}) |",
@@ -62,7 +63,8 @@ def story_table(run_dir: Path) -> tuple[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="a trained classifier folder (default: train one)")
-    parser.add_argument("--limit", type=int, default=2000, help="IMDB reviews to evaluate (seeded sample; default 2000)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="evaluate a seeded sample of N reviews (default: all; ../shared/data holds 1,000 of the test split)")
     parser.add_argument("--data-dir", type=Path, default=SHARED / "data")
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "imdb-story")
     args = parser.parse_args()

@@ -216,3 +216,27 @@ def test_a_model_tag_outside_the_task_tags_is_one_line(tagger):
         tagger[16].tag_words([TagWords(("Peter",), ("O", "B-PER", "I-PER"))])
     message = str(err.value)
     assert "\n" not in message and "B-LOC, I-LOC map to no task label" in message and "task labels: O, B-PER, I-PER" in message
+
+
+def test_classifier_and_tagger_answers_are_cached_under_their_label_maps(tmp_path, folders, classifier, tagger):
+    from evalkit.adapters.caching import with_cache
+    from evalkit.cache import ResponseCache, model_key
+
+    cache = ResponseCache(tmp_path)
+    reqs = [Loglikelihood(t, label) for t in TEXTS[:3] for label in ("negative", "positive")]
+    cached = with_cache(classifier[16], cache, 1234, log=lambda m: None)
+    first = cached.loglikelihood(reqs)
+    again = cached.loglikelihood(reqs)
+    assert cached.take_call_stats() == {"hits": 6, "misses": 6, "computed": 6}
+    assert [r.logprob for r in again] == [r.logprob for r in first]
+    mapped = HFClassifierAdapter(model=str(folders["classifier"]), device="cpu", label_map="NEGATIVE:positive,POSITIVE:negative")
+    assert model_key(mapped.name, mapped.identity) != model_key(classifier[16].name, classifier[16].identity)
+    swapped = with_cache(mapped, cache, 1234, log=lambda m: None).loglikelihood(reqs)
+    # swapped labels: "negative" now reads the model's POSITIVE, so no cached answer of the plain model is reused
+    assert [s.logprob for s in swapped] == [f.logprob for pair in zip(first[1::2], first[0::2]) for f in pair]
+    tag_reqs = [TagWords(tuple(WORDS), TAGS), TagWords(("Peter",), TAGS)]
+    cached_tagger = with_cache(tagger[16], cache, 1234, log=lambda m: None)
+    fresh = cached_tagger.tag_words(tag_reqs)
+    replay = cached_tagger.tag_words(tag_reqs)
+    assert cached_tagger.take_call_stats()["hits"] == 2
+    assert [list(r.tags) for r in replay] == [list(r.tags) for r in fresh]

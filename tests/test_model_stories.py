@@ -47,7 +47,7 @@ def test_the_imdb_story_small(tmp_path):
 
 def test_the_conll_tagger_story_small(tmp_path):
     model = tmp_path / "tagger"
-    train_conll_tagger.train(model, epochs=1, max_seconds=10, hidden=32, layers=1, vocab_size=2000, limit=400)
+    train_conll_tagger.train(model, epochs=2, max_seconds=20, hidden=64, layers=1, vocab_size=2000, limit=2000)
     run_dir, results = evaluate(RunOptions(tasks=["conll2003"], model=str(model), adapter="hf-token-classifier", limit=80,
                                            data_dir=str(DATA), output=str(tmp_path / "runs"), progress=False,
                                            bootstrap_iters=100), log=lambda m: None)

@@ -128,3 +128,21 @@ def test_gold_tags_outside_the_scheme_are_refused():
     with pytest.raises(EvalkitError, match="gold tag 'S-PER' .* is not an IOB2 tag"):
         build_scorer("entity_f1", {"scheme": "IOB2"}, _records([["S-PER"]], [["O"]]))
     build_scorer("entity_f1", {"scheme": "IOBES"}, _records([["S-PER"]], [["O"]]))  # fine under IOBES
+
+
+def test_compare_pairs_entity_f1_by_sentence(tmp_path):
+    from evalkit.analysis.compare import compare_runs
+
+    from .fake_runs import write_run
+
+    spec = resolve_task("conll2003")
+    rng = np.random.default_rng(3)
+    gold = _random_tags(rng, 400)
+    worse = [[t if rng.random() < 0.6 else "O" for t in tags] for tags in gold]  # drops entities in 40% of tags
+    better = [[t if rng.random() < 0.9 else "O" for t in tags] for tags in gold]
+    base = write_run(tmp_path, "base", {"conll2003": (spec, _records(gold, worse))})
+    cand = write_run(tmp_path, "cand", {"conll2003": (spec, _records(gold, better))})
+    rows = {r.metric: r for r in compare_runs(base, cand, iterations=300).rows}
+    assert set(rows) == {"entity_precision", "entity_recall", "entity_f1"}
+    assert rows["entity_f1"].delta == pytest.approx(f1_score(gold, better) - f1_score(gold, worse))
+    assert rows["entity_f1"].verdict == "improved" and rows["entity_f1"].p_value < 0.05
