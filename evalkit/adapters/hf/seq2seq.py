@@ -31,7 +31,12 @@ class HFSeq2SeqAdapter(HFLanguageModel):
     name = "hf-seq2seq"
     auto_class = "AutoModelForSeq2SeqLM"
 
-    def __init__(self, model: str | None = None, **kwargs: Any):
+    extra_args = ("kv_cache",)
+
+    def __init__(self, model: str | None = None, kv_cache: str = "dynamic", **kwargs: Any):
+        if kv_cache not in ("auto", "dynamic"):
+            raise EvalkitError(f"{self.name}: kv_cache '{kv_cache}' is for decoder-only models; an encoder-decoder "
+                               "model decodes with the dynamic cache (drop the argument)")
         super().__init__(model, kv_cache="dynamic", **kwargs)
         start = self.model.config.decoder_start_token_id
         if start is None:
