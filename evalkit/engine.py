@@ -26,7 +26,7 @@ from .build import DocWork, PromptStyle, build_work, tag_set
 from .cache import ResponseCache
 from .data import load_documents, load_fewshot_pool, select_documents
 from .errors import EvalkitError
-from .metrics import build_scorer, summarize
+from .metrics import build_metric, prepare_metrics, summarize
 from .progress import Progress
 from .requests import Generate, Loglikelihood, RollingLoglikelihood, TagWords
 from .results import RESULTS_FILE, SCHEMA_VERSION, samples_path, write_json, write_jsonl
@@ -205,11 +205,13 @@ def _records(spec: TaskSpec, work: list[DocWork], responses, adapter: Adapter | 
     return records
 
 
-def score_records(spec: TaskSpec, records: list[dict[str, Any]], bootstrap_iters: int, seed: int) -> dict[str, Any]:
-    """Metric values for logged records; adds each metric's per-sample scores to the records."""
+def score_records(spec: TaskSpec, records: list[dict[str, Any]], bootstrap_iters: int, seed: int,
+                  run_code: bool = False) -> dict[str, Any]:
+    """Metric values for logged records; adds each metric's per-sample scores to the records.
+    run_code allows evaluate-module metrics (Python code named by the task file) to run."""
     metrics: dict[str, Any] = {}
     for metric in spec.metrics:
-        scorer = build_scorer(metric.name, metric.options, records, spec.label_names)
+        scorer = build_metric(metric, records, spec.label_names, run_code=run_code)
         for rec, scores in zip(records, scorer.per_sample()):
             rec.setdefault("scores", {}).update(scores)
         for name, value in summarize(scorer, bootstrap_iters, seed).items():
@@ -229,7 +231,7 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     seconds = time.perf_counter() - start
     cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
     records = _records(spec, work, responses, adapter)
-    metrics = score_records(spec, records, options.bootstrap_iters, options.seed)
+    metrics = score_records(spec, records, options.bootstrap_iters, options.seed, run_code=options.trust_remote_code)
     write_jsonl(samples_path(run_dir, spec.task), records)
     return {
         "n": len(records),
@@ -269,6 +271,8 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     # fails here, in a second, not after a model load
     kind = adapter if adapter is not None else get_adapter_class(options.adapter)
     prepared = [prepare_task(spec, options, kind, log) for spec in specs]
+    for spec in specs:
+        prepare_metrics(spec, run_code=options.trust_remote_code)  # evaluate modules load (and fail) before the model
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
     if adapter is None:
         if not options.model:

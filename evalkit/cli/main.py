@@ -65,7 +65,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for name, path in sorted(available_tasks().items()):
         try:
             spec = load_task_file(path)
-            metrics = ", ".join(m.name for m in spec.metrics)
+            metrics = ", ".join(m.label for m in spec.metrics)
             print(f"{name:<14} {spec.kind:<16} {metrics:<28} {spec.description}")
         except EvalkitError as err:
             print(f"{name:<14} INVALID: {err}")
@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--system-prompt", default=None, metavar="TEXT", help="with --apply-chat-template: a system turn first")
     run.add_argument("--fewshot-as-multiturn", action="store_true",
                      help="with --apply-chat-template: each few-shot example as its own user/assistant turns")
-    run.add_argument("--trust-remote-code", action="store_true", help="allow model repositories to run their own code")
+    run.add_argument("--trust-remote-code", action="store_true",
+                     help="allow model repositories, and `evaluate` metric modules named by task files, to run their own code")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--cache-dir", default="", metavar="DIR",
                      help="response cache folder (default: $EVALKIT_CACHE_DIR or ~/.cache/evalkit); a rerun or a "
@@ -140,7 +141,7 @@ def _extensions() -> list[Callable[[Any], None]]:
     from importlib import import_module
 
     found = []
-    for module in ("leaderboard", "report", "compare"):
+    for module in ("leaderboard", "report", "compare", "metrics"):
         try:
             found.append(import_module(f"{__package__}.{module}").register)
         except ModuleNotFoundError as err:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import EvalkitError
 from .base import Scorer
+from .options import Option
 
 SCHEMES = {"IOB1": "BI", "IOB2": "BI", "IOBES": "BIES"}
 MODES = ("conlleval", "strict")
@@ -39,6 +40,11 @@ def _ratios(tp: float, pred: float, gold: float) -> dict[str, float]:
 
 class EntityF1(Scorer):
     names = ("entity_precision", "entity_recall", "entity_f1")
+    kinds = ("sequence_labeling",)
+    OPTIONS = {
+        "scheme": Option(str, choices=tuple(SCHEMES), help="the task's tagging scheme (default IOB2)"),
+        "mode": Option(str, choices=MODES, help="conlleval (default): conlleval.pl chunking; strict: the scheme's rules"),
+    }
 
     def __init__(self, records, options, labels=()):
         super().__init__(records, options, labels)
