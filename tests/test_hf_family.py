@@ -240,3 +240,26 @@ def test_classifier_and_tagger_answers_are_cached_under_their_label_maps(tmp_pat
     replay = cached_tagger.tag_words(tag_reqs)
     assert cached_tagger.take_call_stats()["hits"] == 2
     assert [list(r.tags) for r in replay] == [list(r.tags) for r in fresh]
+
+
+@pytest.mark.parametrize("kind", ["classifier", "bart"])
+def test_auto_batch_size_backs_off_on_out_of_memory(folders, kind, bart, classifier):
+    """--batch-size auto halves on an (injected) out-of-memory error and loses or repeats nothing, as in hf-causal."""
+    cls = HFClassifierAdapter if kind == "classifier" else HFSeq2SeqAdapter
+    adapter = cls(model=str(folders[kind]), device="cpu", batch_size="auto")
+    forward = adapter.model.forward
+    seen: list[int] = []
+
+    def flaky(*args, **kwargs):
+        rows = kwargs["input_ids"].shape[0]
+        seen.append(rows)
+        if rows > 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+        return forward(*args, **kwargs)
+
+    adapter.model.forward = flaky
+    reqs = [Loglikelihood(t, label) for t in TEXTS for label in ("negative", "positive")]
+    reference = (classifier if kind == "classifier" else bart)[16].loglikelihood(reqs)
+    got = adapter.loglikelihood(reqs)
+    assert [r.logprob for r in got] == pytest.approx([r.logprob for r in reference], abs=1e-5)
+    assert adapter.plan.backoffs >= 1 and adapter.run_stats()["final_batch_size"] <= 3 and max(seen) > 3
