@@ -3,7 +3,8 @@
 A key is the sha256 of a canonical JSON of:
   - the model: adapter name, weights hash (sha256) or hub id + resolved revision, the hashes of its
     config files, tokenizer files and chat template, dtype, max_length, model class, the version of
-    evalkit's scoring code (SCORING_VERSION) and the adapter's optional `cache_version`;
+    evalkit's scoring code (SCORING_VERSION), the adapter's optional `cache_version`, and the adapter
+    options that change its answers (`adapter_options` of the identity, e.g. a classifier's label_map);
   - the request kind (the adapter method) and the full request content (every dataclass field,
     so the stop sequences and max_new_tokens of a generation are part of it);
   - the generation settings: greedy, or the sampling settings plus the seed when a request samples.
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import EvalkitError
-from .requests import GenerateResponse, LoglikelihoodResponse, RollingResponse
+from .requests import GenerateResponse, LoglikelihoodResponse, RollingResponse, WordTags
 
 CACHE_FILE = "responses.sqlite"
 SCHEMA_VERSION = 1
@@ -42,6 +43,7 @@ RESPONSE_TYPES: dict[str, type] = {
     "loglikelihood": LoglikelihoodResponse,
     "loglikelihood_rolling": RollingResponse,
     "generate": GenerateResponse,
+    "tag_words": WordTags,
 }
 _SAMPLING_FIELDS = ("do_sample", "temperature", "top_p", "top_k")
 
@@ -58,9 +60,12 @@ def model_key(name: str, identity: dict[str, Any], cache_version: Any = None) ->
         if not revision:
             return None
         weights = f"{identity.get('spec')}@{revision}"
-    return {"adapter": name, "weights": weights, **{k: identity.get(k) for k in MODEL_FILE_HASHES},
-            "dtype": identity.get("dtype"), "max_length": identity.get("max_length"), "class": identity.get("class"),
-            "scoring_version": SCORING_VERSION, "cache_version": cache_version}
+    key = {"adapter": name, "weights": weights, **{k: identity.get(k) for k in MODEL_FILE_HASHES},
+           "dtype": identity.get("dtype"), "max_length": identity.get("max_length"), "class": identity.get("class"),
+           "scoring_version": SCORING_VERSION, "cache_version": cache_version}
+    if identity.get("adapter_options"):  # arguments that change the answers, e.g. a classifier's label_map
+        key["adapter_options"] = identity["adapter_options"]
+    return key
 
 
 def is_sampling(request: Any) -> bool:

@@ -162,6 +162,8 @@ def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = N
         return rows
     if fmt == "text":
         return _split_text(_lf(text), src, task)
+    if fmt == "conll":
+        return read_conll(_lf(text), src.columns, str(target), task)
     if fmt == "squad":
         from .squad_format import squad_rows
 
@@ -205,6 +207,38 @@ def _split_text(text: str, src: LocalSource, task: str) -> list[dict[str, Any]]:
     if any(part.strip() for part in current):
         docs.append("\n".join(current))
     return [{src.text_field: d} for d in docs]
+
+
+DOCSTART = "-DOCSTART-"
+
+
+def read_conll(text: str, columns: tuple[str, ...], where: str, task: str) -> list[dict[str, Any]]:
+    """CoNLL layout: one token per line in whitespace-separated named columns, a blank line after each
+    sentence. A `-DOCSTART-` line (a document break) is not a token: it ends the sentence before it
+    and is otherwise ignored, wherever it sits (../shared/data/conll2003 has its first one at the end).
+    A last sentence with no blank line (or no final newline) after it is kept. One document per sentence,
+    each column a list: {"tokens": [...], "ner": [...]}."""
+    if not columns:
+        raise EvalkitError(f"task '{task}': format 'conll' needs dataset.local.columns, the names of the columns (e.g. [tokens, pos, chunk, ner])")
+    docs: list[dict[str, Any]] = []
+    current: list[list[str]] = []
+
+    def flush() -> None:
+        if current:
+            docs.append({name: [row[i] for row in current] for i, name in enumerate(columns)})
+            current.clear()
+
+    for n, line in enumerate(text.split("\n"), 1):
+        parts = line.split()
+        if not parts or parts[0] == DOCSTART:
+            flush()
+            continue
+        if len(parts) != len(columns):
+            raise EvalkitError(f"task '{task}': {where}:{n}: {len(parts)} columns, but dataset.local.columns names "
+                               f"{len(columns)} ({', '.join(columns)}); fix the file or the column list")
+        current.append(parts)
+    flush()
+    return docs
 
 
 def _natural_key(path: Path) -> list[Any]:

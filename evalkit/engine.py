@@ -8,6 +8,7 @@ keeps the tasks that finished.
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import re
 import subprocess
@@ -21,9 +22,10 @@ from typing import Any
 from . import __version__, distributed
 from .adapters import Adapter, get_adapter_class
 from .adapters.caching import CachingAdapter, with_cache
-from .build import DocWork, build_work
+from .build import DocWork, PromptStyle, build_work, tag_set
 from .cache import ResponseCache
 from .data import data_source, load_documents, load_fewshot_pool, select_documents
+from .errors import EvalkitError
 from .metrics import build_metric, prepare_metrics, summarize
 from .nonfinite import RESULT_KEY as NONFINITE, best_choice, count_nonfinite, invalid_metrics, raise_if_nonfinite
 from .adapters.model_args import check_model_args
@@ -31,7 +33,7 @@ from .preflight import check_run_flags, prepare_output, unique_tasks
 from .stale_temp import remove_leftovers
 from .progress import Progress
 from .provenance import doc_hash, rows_identity, task_hash
-from .requests import Generate, Loglikelihood, RollingLoglikelihood
+from .requests import Generate, Loglikelihood, RollingLoglikelihood, TagWords
 from .results import RESULTS_FILE, SCHEMA_VERSION, samples_path, write_json, write_jsonl
 from .tasks import TaskSpec, resolve_task
 
@@ -56,6 +58,15 @@ class RunOptions:
     progress: bool = True
     run_id: str | None = None
     cache_dir: str | None = None  # the response cache's folder; None: no cache (the CLI defaults to the user's cache)
+    apply_chat_template: bool = False  # render prompts through the model's chat template (lm-eval's conventions)
+    system_prompt: str | None = None  # with apply_chat_template: a system turn first
+    fewshot_as_multiturn: bool = False  # with apply_chat_template: few-shot examples as user/assistant turns
+
+
+# the request each task kind sends; an adapter lists the request types it answers (Adapter.request_types)
+KIND_REQUESTS = {"multiple_choice": Loglikelihood, "generate": Generate, "perplexity": RollingLoglikelihood,
+                 "sequence_labeling": TagWords}
+_DEFAULT_REQUESTS = frozenset({Loglikelihood, RollingLoglikelihood, Generate})
 
 
 @dataclass
@@ -63,11 +74,63 @@ class PreparedTask:
     spec: TaskSpec
     docs: list[dict[str, Any]]
     work: list[DocWork]
-    identity: dict[str, Any] = field(default_factory=dict)  # hash, spec_hash, data, fewshot_pool (results config)
+    identity: dict[str, Any] = field(default_factory=dict)  # spec_hash, data, fewshot_pool (results config)
+    style: PromptStyle = PromptStyle()
+
+    def prompt_format(self, identity: dict[str, Any]) -> dict[str, Any] | None:
+        """How prompts reached the model, for results.json; None for plain prompts (and perplexity)."""
+        fmt = self.style.to_dict()
+        if fmt is None or self.spec.kind == "perplexity":
+            return None
+        return {**fmt, "chat_template_sha256": identity.get("chat_template_sha256")}
+
+    def config_hash(self, identity: dict[str, Any]) -> str:
+        """The task's config hash; a chat run's also covers the chat options (not the model's template: that
+        is the model's, in its identity and the cache key), and a classifier run's the `input` template it reads."""
+        extra: dict[str, Any] = {}
+        if (fmt := self.prompt_format(identity)) is not None:
+            extra["prompt_format"] = {k: v for k, v in fmt.items() if k != "chat_template_sha256"}
+        if self.style.classifier_input and self.spec.kind == "multiple_choice":
+            extra["classifier_input"] = self.spec.input
+        if not extra:
+            return self.spec.config_hash
+        canonical = json.dumps({"spec": self.spec.config_hash, **extra}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def prepare_task(spec: TaskSpec, options: RunOptions, log=print) -> PreparedTask:
-    if options.fewshot is not None and spec.kind != "perplexity":
+def prompt_style(options: RunOptions, adapter: Any = None) -> PromptStyle:
+    """`adapter`: an adapter or adapter class (for its `classifier_input`), or None."""
+    classifier = bool(getattr(adapter, "classifier_input", False))
+    if not options.apply_chat_template and (options.system_prompt or options.fewshot_as_multiturn):
+        flag = "--system-prompt" if options.system_prompt else "--fewshot-as-multiturn"
+        raise EvalkitError(f"{flag} applies to chat prompts only; add --apply-chat-template")
+    if options.apply_chat_template and classifier:
+        raise EvalkitError(f"--apply-chat-template: adapter '{getattr(adapter, 'name', options.adapter)}' is a text classifier; it reads the task's "
+                           "raw input text, not a chat; drop the flag")
+    return PromptStyle(chat=options.apply_chat_template, system_prompt=options.system_prompt or None,
+                       fewshot_as_multiturn=options.fewshot_as_multiturn, classifier_input=classifier)
+
+
+def check_supported(spec: TaskSpec, adapter: Any) -> None:
+    """One line, before any model loads, when the adapter (or adapter class) cannot answer the task's requests."""
+    answers = getattr(adapter, "request_types", _DEFAULT_REQUESTS)
+    name = getattr(adapter, "name", "adapter")
+    if KIND_REQUESTS[spec.kind] in answers:
+        return
+    kinds = [kind for kind, req in KIND_REQUESTS.items() if req in answers]
+    able = [n for n in ("hf-causal", "hf-seq2seq") if spec.kind in ("generate", "perplexity", "multiple_choice")]
+    hint = f"; use --adapter {' or '.join(able)}" if able else ("; use --adapter hf-token-classifier"
+                                                               if spec.kind == "sequence_labeling" else "")
+    raise EvalkitError(f"adapter '{name}' answers only {' and '.join(kinds) or 'no'} tasks, and task '{spec.task}' is a "
+                       f"{spec.kind} task{hint}")
+
+
+def prepare_task(spec: TaskSpec, options: RunOptions, adapter: Any = None, log=print) -> PreparedTask:
+    """Documents and requests for one task; `adapter` (an adapter or its class) shapes them when given."""
+    if adapter is not None:
+        check_supported(spec, adapter)
+    style = prompt_style(options, adapter)
+    if options.fewshot is not None and spec.kind not in ("perplexity", "sequence_labeling"):
         spec = replace(spec, fewshot=replace(spec.fewshot, k=options.fewshot))
     all_docs = load_documents(spec, options.data_dir)
     if options.limit is not None and options.limit > len(all_docs):
@@ -76,9 +139,9 @@ def prepare_task(spec: TaskSpec, options: RunOptions, log=print) -> PreparedTask
     pool, pool_source = load_fewshot_pool(spec, options.data_dir, all_docs)
     data = rows_identity(all_docs, data_source(spec, options.data_dir))
     fewshot_pool = rows_identity(pool, pool_source) if pool_source else None
-    identity = {"hash": task_hash(spec.config_hash, data, fewshot_pool), "spec_hash": spec.config_hash,
-                "data": data, "fewshot_pool": fewshot_pool}
-    return PreparedTask(spec, chosen, build_work(spec, chosen, pool), identity)
+    tags = tag_set(spec, all_docs) if spec.kind == "sequence_labeling" else ()
+    identity = {"data": data, "fewshot_pool": fewshot_pool}
+    return PreparedTask(spec, chosen, build_work(spec, chosen, pool, style, tags), identity, style)
 
 
 def make_adapter(options: RunOptions) -> Adapter:
@@ -119,16 +182,24 @@ def _responses(adapter: Adapter, work: list[DocWork], progress: Progress):
         return adapter.loglikelihood_rolling(flat, progress)
     if kind is Generate:
         return adapter.generate(flat, progress)
+    if kind is TagWords:
+        return adapter.tag_words(flat, progress)
     raise TypeError(kind)
 
 
-def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, Any]]:
+def _records(spec: TaskSpec, work: list[DocWork], responses, adapter: Adapter | None = None) -> list[dict[str, Any]]:
     records, pos = [], 0
     for w in work:
         mine = responses[pos: pos + len(w.requests)]
         pos += len(w.requests)
         rec: dict[str, Any] = {"doc_id": w.doc_id, "prompt": w.prompt}
-        if spec.kind == "multiple_choice":
+        if w.messages and adapter is not None:  # what the model saw: the rendered conversation
+            rec.update(prompt=adapter.render_chat(w.messages), plain_prompt=w.prompt,
+                       messages=[list(m) for m in w.messages])
+        if spec.kind == "sequence_labeling":
+            (r,) = mine
+            rec.update(words=w.words, prediction=list(r.tags), gold=w.gold, truncated=r.truncated)
+        elif spec.kind == "multiple_choice":
             lls = [r.logprob for r in mine]
             best = best_choice(lls)  # None when a log-likelihood is NaN or inf: never an argmax over NaN
             rec.update(prediction=None if best is None else spec.label_names[best], gold=w.gold,
@@ -177,7 +248,7 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
     if not distributed.is_main():  # under torchrun rank 0 scores and writes; the others only computed
         return {}
-    records = _records(spec, work, responses)
+    records = _records(spec, work, responses, adapter)
     nonfinite = count_nonfinite(responses)
     if nonfinite:
         metrics = invalid_metrics(spec.metrics, nonfinite, len(responses))
@@ -199,14 +270,26 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     }
 
 
-def _note_truncation(task: str, result: dict[str, Any], max_length: Any, log) -> None:
+def _task_config(prepared: PreparedTask, identity: dict[str, Any]) -> dict[str, Any]:
+    """The task's entry in results.json's config: `spec_hash` (the task config, with any prompt format), the
+    data and few-shot pool it read, and `hash` over all three (what compare and the leaderboard match on)."""
+    spec_hash = prepared.config_hash(identity)
+    data, pool = prepared.identity.get("data"), prepared.identity.get("fewshot_pool")
+    out = {"hash": task_hash(spec_hash, data, pool), "spec_hash": spec_hash, "data": data, "fewshot_pool": pool,
+           "version": prepared.spec.version, "spec": prepared.spec.to_dict()}
+    if (fmt := prepared.prompt_format(identity)) is not None:
+        out["prompt_format"] = fmt
+    return out
+
+
+def _note_truncation(task: str, result: dict[str, Any], max_length: Any, how: str, log) -> None:
     truncated, total = result["truncated_inputs"], result["throughput"]["requests"]
     if truncated == total and total:
         log(f"evalkit: warning: every input of task '{task}' ({total}) was longer than the model's context of "
-            f"{max_length} tokens and was cut to its end: the scores describe truncated prompts")
+            f"{max_length} tokens and was {how}: the scores describe truncated inputs")
     elif truncated:
         log(f"evalkit: note: {truncated} of {total} inputs of task '{task}' were longer than the model's context of "
-            f"{max_length} tokens and were cut to their end (tasks.{task}.truncated_inputs)")
+            f"{max_length} tokens and were {how} (tasks.{task}.truncated_inputs)")
 
 
 def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> tuple[Path, dict[str, Any]]:
@@ -218,7 +301,10 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     if not distributed.is_main():
         options, log = replace(options, progress=False), (lambda _msg: None)
     specs = unique_tasks(resolve_task(t) for t in options.tasks)
-    prepared = [prepare_task(spec, options, log) for spec in specs]
+    # the adapter (or, before it loads, its class) says which requests it answers: a task it cannot run
+    # fails here, in a second, not after a model load
+    kind = adapter if adapter is not None else get_adapter_class(options.adapter)
+    prepared = [prepare_task(spec, options, kind, log) for spec in specs]
     for spec in specs:
         prepare_metrics(spec, run_code=options.trust_remote_code)  # evaluate modules load (and fail) before the model
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
@@ -248,7 +334,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "config": {
             "limit": options.limit, "limit_mode": options.limit_mode, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
             "bootstrap_iters": options.bootstrap_iters, "data_dir": options.data_dir,
-            "tasks": {p.spec.task: {**p.identity, "version": p.spec.version, "spec": p.spec.to_dict()} for p in prepared},
+            "tasks": {p.spec.task: _task_config(p, identity) for p in prepared},
         },
         "versions": versions(),
         "tasks": {},
@@ -257,7 +343,8 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         results["tasks"][p.spec.task] = task_result = run_task(p, adapter, options, run_dir)
         results["run"] = {**adapter.run_stats(), **(ranks.describe() if ranks else {"world_size": 1})}
         if distributed.is_main():  # under torchrun the other ranks only computed
-            _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
+            _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"),
+                             getattr(adapter, "truncation", "cut to their end"), log)
             write_json(run_dir / RESULTS_FILE, results)
     if distributed.is_main():
         raise_if_nonfinite(run_dir, results)  # after every file is written: one line, exit code 3

@@ -27,6 +27,8 @@ def _canonical(value: Any) -> bytes:
 def doc_hash(record: Mapping[str, Any]) -> str:
     """sha256 (16 hex digits) of a samples record's content fields, canonical JSON."""
     content = {key: record[key] for key in CONTENT_FIELDS if key in record}
+    if "plain_prompt" in record:  # a chat run logs the rendered template as `prompt`; the document is the plain one
+        content["prompt"] = record["plain_prompt"]
     return hashlib.sha256(_canonical(content)).hexdigest()[:16]
 
 

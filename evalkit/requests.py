@@ -43,6 +43,18 @@ class Generate:
 
 
 @dataclass(frozen=True)
+class TagWords:
+    """One tag per word of a sentence that is already split into words (sequence labelling).
+
+    `labels` is the task's tag set: the adapter maps its own labels onto it (and refuses with one line
+    when one maps to nothing), so every tag it answers is one of `labels`.
+    """
+
+    words: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class LoglikelihoodResponse:
     logprob: float
     is_greedy: bool
@@ -64,4 +76,13 @@ class GenerateResponse:
     stopped_by: str | None = field(default=None)
 
 
-Request = Loglikelihood | RollingLoglikelihood | Generate
+@dataclass(frozen=True)
+class WordTags:
+    """A tag per word. `truncated`: the sentence was longer than the model's context, so it was tagged in
+    consecutive windows of whole words, each window read without the others."""
+
+    tags: tuple[str, ...]
+    truncated: bool = False
+
+
+Request = Loglikelihood | RollingLoglikelihood | Generate | TagWords

@@ -162,13 +162,13 @@ def test_trust_remote_code_is_off_unless_the_flag_is_given(monkeypatch, tmp_path
     assert build_parser().parse_args(["run", "--tasks", "sst2"]).trust_remote_code is False
     assert RunOptions(tasks=["sst2"]).trust_remote_code is False
     seen = []
-    import evalkit.adapters.hf.causal as hf_causal
+    import evalkit.adapters.hf.adapter as hf_adapter
 
-    def fake_load(spec, dtype, trust_remote_code, revision):
+    def fake_load(spec, dtype, trust_remote_code, revision, model_class=None):
         seen.append(trust_remote_code)
         raise EvalkitError("stop here")
 
-    monkeypatch.setattr(hf_causal, "load_model", fake_load)
+    monkeypatch.setattr(hf_adapter, "load_model", fake_load)
     for flag in ([], ["--trust-remote-code"]):
         main(["run", "--tasks", "sst2", "--limit", "1", "--data-dir", str(DATA), "--model", str(STORIES),
               "--output", str(tmp_path), "--no-cache", *flag])

@@ -25,7 +25,13 @@ CPU_MAX_CHUNK = 64  # --batch-size auto starts at 128 rows on the CPU: 4 batches
 
 
 def _size(request: Any) -> int:
-    return sum(len(v) for v in (getattr(request, f.name) for f in dataclasses.fields(request)) if isinstance(v, str))
+    """Characters of text in a request (strings, and strings inside tuples: words, chat messages)."""
+    def chars(value: Any) -> int:
+        if isinstance(value, str):
+            return len(value)
+        return sum(chars(v) for v in value) if isinstance(value, tuple) else 0
+
+    return sum(chars(getattr(request, f.name)) for f in dataclasses.fields(request))
 
 
 class CachingAdapter(Adapter):
@@ -36,6 +42,7 @@ class CachingAdapter(Adapter):
         self.inner, self.cache, self.model, self.seed = inner, cache, model, seed
         self.model_hash = model_hash(model)
         self.name = inner.name
+        self.request_types, self.classifier_input, self.truncation = inner.request_types, inner.classifier_input, inner.truncation
         self.chunk_size = chunk_size or _default_chunk(inner)
         self.totals = {"hits": 0, "misses": 0, "computed": 0}
         self._last: dict[str, int] = {"hits": 0, "misses": 0, "computed": 0}
@@ -60,6 +67,12 @@ class CachingAdapter(Adapter):
 
     def generate(self, requests, progress=None):
         return self._answer("generate", self.inner.generate, requests, progress)
+
+    def tag_words(self, requests, progress=None):
+        return self._answer("tag_words", self.inner.tag_words, requests, progress)
+
+    def render_chat(self, messages):
+        return self.inner.render_chat(messages)
 
     def _answer(self, kind: str, compute: Callable[..., list[Any]], requests: Sequence[Any], progress: Progress | None) -> list[Any]:
         keys = [request_key(self.model, kind, r, self.seed) for r in requests]

@@ -9,7 +9,13 @@ from ..errors import EvalkitError
 from .base import Adapter
 
 GROUP = "evalkit.adapters"
-_BUILTIN = {"hf-causal": "evalkit.adapters.hf.causal:HFCausalAdapter", "vllm": "evalkit.adapters.vllm:VLLMAdapter"}
+_BUILTIN = {
+    "hf-causal": "evalkit.adapters.hf.causal:HFCausalAdapter",
+    "hf-seq2seq": "evalkit.adapters.hf.seq2seq:HFSeq2SeqAdapter",
+    "hf-classifier": "evalkit.adapters.hf.classifier:HFClassifierAdapter",
+    "hf-token-classifier": "evalkit.adapters.hf.token_classifier:HFTokenClassifierAdapter",
+    "vllm": "evalkit.adapters.vllm:VLLMAdapter",
+}
 
 
 def _targets() -> dict[str, str]:

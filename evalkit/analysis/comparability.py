@@ -28,14 +28,24 @@ def _task_config(ref: RunRef, task: str) -> dict[str, Any]:
     return ((ref.results.get("config") or {}).get("tasks") or {}).get(task) or {}
 
 
-def check_same_config(task: str, base: RunRef, cand: RunRef) -> str | None:
-    """Refuse different task specs; return why the inputs differ (data or few-shot pool), or None."""
+def check_same_config(task: str, base: RunRef, cand: RunRef, across_prompt_formats: bool = False) -> str | None:
+    """Refuse different task specs; return why the inputs differ (data or few-shot pool), or None.
+
+    A chat-template run and a plain one of the same task config are refused unless
+    `across_prompt_formats` (testing one prompt format against the other on purpose)."""
     b_cfg, c_cfg = _task_config(base, task), _task_config(cand, task)
     if not b_cfg.get("hash") or not c_cfg.get("hash") or "spec" not in b_cfg:
         raise EvalkitError(f"cannot compare task '{task}': a run does not record its task config (hash and spec); re-run it with this evalkit")
+    b_chat, c_chat = bool(b_cfg.get("prompt_format")), bool(c_cfg.get("prompt_format"))
+    if b_chat != c_chat and not across_prompt_formats:
+        raise EvalkitError(f"cannot compare task '{task}': the {'baseline' if b_chat else 'candidate'} ran with "
+                           f"--apply-chat-template and the {'candidate' if b_chat else 'baseline'} without; pair chat runs "
+                           "with chat runs, or pass --across-prompt-formats to test one prompt format against the other")
+    across = b_chat != c_chat and b_cfg.get("spec") == c_cfg.get("spec")  # one task config, two prompt formats on purpose
     b_spec, c_spec = b_cfg.get("spec_hash") or b_cfg["hash"], c_cfg.get("spec_hash") or c_cfg["hash"]
-    if b_spec != c_spec:
-        fields = differences(b_cfg.get("spec"), c_cfg.get("spec"))
+    if b_spec != c_spec and not across:
+        fields = differences(b_cfg.get("spec"), c_cfg.get("spec")) + [
+            f"prompt_format.{f}" for f in differences(_chat_options(b_cfg), _chat_options(c_cfg))]
         which = f"; differing fields: {', '.join(fields[:4])}" if fields else ""
         raise EvalkitError(f"cannot compare task '{task}': the runs used different task configs (baseline hash "
                            f"{b_spec}, candidate hash {c_spec}{which}); evaluate both with the same config")
@@ -46,7 +56,13 @@ def check_same_config(task: str, base: RunRef, cand: RunRef) -> str | None:
         b_src, c_src = b_cfg.get(key) or {}, c_cfg.get(key) or {}
         if b_src.get("sha256") != c_src.get("sha256"):
             parts.append(f"{name} {describe_source(b_src)} vs {describe_source(c_src)}")
+    if across and not parts:
+        return None  # the hashes differ only by the prompt format
     return "the runs read different inputs: " + ("; ".join(parts) or "the task hashes differ")
+
+
+def _chat_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (cfg.get("prompt_format") or {}).items() if k != "chat_template_sha256"}
 
 
 def describe_source(source: dict[str, Any]) -> str:

@@ -100,12 +100,13 @@ class Comparison:
 def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, alpha: float = 0.05,
                  tolerances: Mapping[str, Any] | None = None, tasks: Iterable[str] | None = None,
                  metrics: Iterable[str] | None = None, iterations: int = 1000, seed: int = 1234,
-                 adjust: str = "holm", allow_untestable: bool = False) -> Comparison:
+                 adjust: str = "holm", allow_untestable: bool = False, across_prompt_formats: bool = False) -> Comparison:
     """Compare every task and metric two runs share (or the given ones) on their shared documents.
 
     tolerances: {metric or "task/metric": amount or "2%"}; the task-qualified key wins.
     adjust: "holm" (default), "bh" or "none": how p-values are adjusted over the compared rows.
     allow_untestable: rows whose test cannot be computed (non-finite values) do not fail the gate.
+    across_prompt_formats: pair a chat-template run with a plain one of the same task config (refused otherwise).
     """
     check_test_options(alpha, iterations, adjust)
     tols = {k: v if isinstance(v, Tolerance) else parse_tolerance(v, k) for k, v in (tolerances or {}).items()}
@@ -116,7 +117,7 @@ def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, a
     pairs: list[tuple[str, Scorer, Scorer, list[str]]] = []  # (task, baseline scorer, candidate scorer, names)
     same_counts: dict[str, bool] = {}
     for task in shared:
-        inputs_differ = check_same_config(task, base, cand)
+        inputs_differ = check_same_config(task, base, cand, across_prompt_formats)
         base_records, cand_records, task_notes = aligned_samples(task, base, cand, inputs_differ)
         notes += task_notes + cache_notes(task, base, cand)
         same_counts[task] = same_token_counts(base_records, cand_records)

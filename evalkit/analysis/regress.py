@@ -167,8 +167,12 @@ def run_regression(spec: RegressionSpec, model: str, *, adapter_name: str = "hf-
                            "data_dir in the spec): regress never takes a data directory from a results file")
     if data_dir and not Path(data_dir).is_dir():
         raise EvalkitError(f"data directory '{data_dir}' does not exist; pass --data-dir with the folder of the task data")
+    # a chat-template baseline is re-run with the same chat options
+    chat = next((t["prompt_format"] for t in config.get("tasks", {}).values() if t.get("prompt_format")), None) or {}
     with tempfile.TemporaryDirectory(prefix="evalkit-regress-") as folder:
         options = RunOptions(
+            apply_chat_template=bool(chat), system_prompt=chat.get("system_prompt"),
+            fewshot_as_multiturn=bool(chat.get("fewshot_as_multiturn")),
             tasks=baseline_task_files(base.results, tasks, Path(folder), log), model=model, adapter=adapter_name,
             limit=config.get("limit"), limit_mode=config.get("limit_mode") or "random", fewshot=config.get("fewshot"),
             seed=config.get("seed", 1234),
@@ -191,10 +195,10 @@ def check_same_inputs(base_results: dict[str, Any], options) -> None:
     for path in options.tasks:
         prepared = prepare_task(resolve_task(path), options, log=lambda _msg: None)  # evaluate() says its notes
         stored = base_results["config"]["tasks"].get(prepared.spec.task) or {}
-        if "spec_hash" not in stored or stored.get("hash") == prepared.identity["hash"]:
-            continue  # a baseline from before data hashes were recorded: compare checks each document's content
         parts = [f"{name} {describe_source(stored.get(key) or {})} (baseline) vs {describe_source(prepared.identity[key] or {})} (here)"
                  for key, name in (("data", "data"), ("fewshot_pool", "few-shot pool"))
                  if (stored.get(key) or {}).get("sha256") != (prepared.identity[key] or {}).get("sha256")]
+        if "spec_hash" not in stored or not parts:
+            continue  # the same inputs, or a baseline from before data hashes were recorded (compare checks each document)
         raise EvalkitError(f"task '{prepared.spec.task}': the candidate would read different inputs than the baseline: "
-                           f"{'; '.join(parts) or 'the task hashes differ'}; pass --data-dir (or data_dir) with the baseline's data")
+                           f"{'; '.join(parts)}; pass --data-dir (or data_dir) with the baseline's data")

@@ -48,6 +48,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.baseline, args.candidate, alpha=args.alpha, tolerances=parse_tolerance_args(args.tolerance),
         tasks=_names(args.tasks) if args.tasks else None, metrics=_names(args.metrics) if args.metrics else None,
         iterations=args.iterations, seed=args.seed, adjust=args.adjust, allow_untestable=bool(args.allow_untestable),
+        across_prompt_formats=args.across_prompt_formats,
     )
     print(printable(format_comparison(comparison, args.format)))
     return comparison.exit_code
@@ -84,6 +85,8 @@ def register(subparsers) -> None:
     compare.add_argument("candidate", help="candidate run directory")
     compare.add_argument("--tasks", default="", help="comma-separated tasks to compare (default: all shared)")
     compare.add_argument("--metrics", default="", help="comma-separated metrics to compare (default: all)")
+    compare.add_argument("--across-prompt-formats", action="store_true",
+                         help="pair a --apply-chat-template run with a plain run of the same task config (refused otherwise)")
     _add_test_options(compare, defaults=True)
     compare.set_defaults(func=cmd_compare)
 

@@ -58,6 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir or None, output=args.output, bootstrap_iters=args.bootstrap_iters,
         trust_remote_code=args.trust_remote_code, progress=not args.no_progress,
         cache_dir=None if args.no_cache else (args.cache_dir or str(cache_root())),
+        apply_chat_template=args.apply_chat_template, system_prompt=args.system_prompt,
+        fewshot_as_multiturn=args.fewshot_as_multiturn,
     )
     from .. import distributed
 
@@ -111,10 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="evaluate a model on tasks and write results")
     run.add_argument("--model", default=os.environ.get("EVALKIT_MODEL", ""),
                      help="hub id, local folder or .gguf file (default: the bundled SmolLM2-135M-Instruct)")
-    run.add_argument("--adapter", default="hf-causal", help="model adapter (default: hf-causal)")
+    run.add_argument("--adapter", default="hf-causal",
+                     help="model adapter: hf-causal (default), hf-seq2seq, hf-classifier, hf-token-classifier, or one "
+                          "registered by a package")
     run.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                      help="adapter argument, repeatable, typed and range-checked before the model loads "
-                          "(hf-causal: max_length=N, revision=REV, kv_cache=auto|static|dynamic)")
+                          "(hf-causal: max_length=N, revision=REV, kv_cache=auto|static|dynamic; classifiers: "
+                          "label_map=POSITIVE:positive,NEGATIVE:negative)")
     run.add_argument("--tasks", required=True, help="comma-separated task names or YAML paths")
     run.add_argument("--limit", type=_limit, default=None, help="evaluate a seeded random sample of N documents per task")
     run.add_argument("--limit-mode", choices=("random", "first"), default="random",
@@ -134,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", default="results", help="results directory (default: results)")
     run.add_argument("--bootstrap-iters", type=int, default=1000,
                      help="bootstrap resamples for standard errors, 1..1,000,000 (default 1000)")
+    run.add_argument("--apply-chat-template", action="store_true",
+                     help="render each prompt through the model's chat template, generation prompt added (lm-eval's "
+                          "conventions: few-shot examples in one user turn, no space before a multiple-choice answer)")
+    run.add_argument("--system-prompt", default=None, metavar="TEXT", help="with --apply-chat-template: a system turn first")
+    run.add_argument("--fewshot-as-multiturn", action="store_true",
+                     help="with --apply-chat-template: each few-shot example as its own user/assistant turns")
     run.add_argument("--trust-remote-code", action="store_true",
                      help="allow model repositories, and `evaluate` metric modules named by task files, to run their own code")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -36,6 +36,7 @@ _BUILTIN = {
     "ter": "evalkit.metrics.translation:Ter",
     "rouge": "evalkit.metrics.summarization:Rouge",
     "perplexity": "evalkit.metrics.perplexity:Perplexity",
+    "entity_f1": "evalkit.metrics.sequence_labeling:EntityF1",
     EVALUATE: "evalkit.metrics.evaluate_bridge:EvaluateMetric",
 }
 

@@ -35,7 +35,7 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-
 _TOP_KEYS = {
     "task", "kind", "dataset", "doc_to_text", "metrics", "version", "description", "fields",
     "doc_to_target", "references_field", "doc_to_count", "choices", "labels", "target_delimiter",
-    "fewshot", "generation",
+    "fewshot", "generation", "input", "words_field", "tags_field",
 }
 
 
@@ -148,7 +148,7 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
         task=task,
         kind=kind,
         dataset=dataset,
-        doc_to_text=top.get("doc_to_text", str, required=True),
+        doc_to_text=top.get("doc_to_text", str, "", required=kind != "sequence_labeling"),
         metrics=tuple(metrics),
         version=top.get("version", str, "1"),
         description=top.get("description", str, ""),
@@ -159,6 +159,9 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
         choices=top.strings("choices"),
         labels=top.strings("labels"),
         target_delimiter=top.get("target_delimiter", str, " "),
+        input=top.get("input", str),
+        words_field=top.get("words_field", str),
+        tags_field=top.get("tags_field", str),
         fewshot=fewshot,
         generation=generation,
         source_file=where,
@@ -166,7 +169,7 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
     _check_kind_fields(spec, top)
     from .prompts import check_template
 
-    for key in ("doc_to_text", "doc_to_target", "doc_to_count"):
+    for key in ("doc_to_text", "doc_to_target", "doc_to_count", "input"):
         if getattr(spec, key):
             try:
                 check_template(getattr(spec, key))
@@ -248,6 +251,20 @@ def _check_kind_fields(spec: TaskSpec, top: _Fields) -> None:
     elif spec.kind == "generate":
         if not spec.doc_to_target and not spec.references_field:
             top.fail("a generate task needs doc_to_target or references_field", "doc_to_target")
+    elif spec.kind == "sequence_labeling":
+        for key in ("words_field", "tags_field"):
+            if not getattr(spec, key):
+                top.fail("is required for sequence_labeling (the document field that holds the list of "
+                         f"{key.split('_')[0]})", key)
+        if spec.fewshot.k:
+            top.fail("a sequence_labeling task takes no few-shot examples", "fewshot")
+        if len(set(spec.labels)) != len(spec.labels):
+            top.fail("lists a tag twice", "labels")
+    if spec.input is not None and spec.kind != "multiple_choice":
+        top.fail("only a multiple_choice task has an input text for classifiers", "input")
+    for key in ("words_field", "tags_field"):
+        if getattr(spec, key) and spec.kind != "sequence_labeling":
+            top.fail("only a sequence_labeling task has word and tag fields", key)
     from ..metrics import metric_class
 
     for i, metric in enumerate(spec.metrics):
@@ -268,7 +285,7 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
         s.check_keys({"test_set", "langpair"})
         sacre = SacrebleuSource(test_set=s.get("test_set", str, required=True), langpair=s.get("langpair", str, required=True))
     if (lf := f.sub("local")) is not None:
-        lf.check_keys({"path", "format", "split_on", "text_field", "label_field", "source", "references", "files"})
+        lf.check_keys({"path", "format", "split_on", "text_field", "label_field", "source", "references", "files", "columns"})
         fmt = lf.get("format", str, required=True)
         if fmt not in LOCAL_FORMATS:
             lf.fail(f"unknown format '{fmt}' (use one of: {', '.join(LOCAL_FORMATS)})", "format")
@@ -282,7 +299,7 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
         local = LocalSource(
             path=path, format=fmt, split_on=split_on,
             text_field=lf.get("text_field", str, "text"), label_field=lf.get("label_field", str, "label"),
-            source=lf.relative_path("source"), references=lf.strings("references"),
+            source=lf.relative_path("source"), references=lf.strings("references"), columns=lf.strings("columns"),
             files={str(k): str(v) for k, v in lf.scalar_map("files", lists=False).items()},
         )
         for ref in local.references:
@@ -290,6 +307,10 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
                 lf.fail(f"'{ref}' must be a relative path inside the data directory (no '..')", "references")
         if fmt == "parallel" and (not local.source or not local.references):
             lf.fail("format 'parallel' needs 'source' and 'references' files", "source")
+        if fmt == "conll" and not local.columns:
+            lf.fail("format 'conll' needs the names of its columns, e.g. [tokens, pos, chunk, ner]", "columns")
+        if len(set(local.columns)) != len(local.columns):
+            lf.fail("names a column twice", "columns")
         for label, name in local.files.items():
             if not _inside(name) or len(Path(name).parts) != 1:
                 lf.fail(f"'{name}' must be a file name inside the folder 'path' (no '/' or '..')", f"files.{label}")

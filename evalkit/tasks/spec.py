@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import EvalkitError
 
-KINDS = ("multiple_choice", "generate", "perplexity")
-LOCAL_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "folders", "parallel", "label_lines", "squad")
+KINDS = ("multiple_choice", "generate", "perplexity", "sequence_labeling")
+LOCAL_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "folders", "parallel", "label_lines", "squad", "conll")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class LocalSource:
     source: str | None = None  # parallel: source file, relative to path
     references: tuple[str, ...] = ()  # parallel: reference files, relative to path
     files: dict[str, str] = field(default_factory=dict)  # label_lines: {label: file}, files relative to path
+    columns: tuple[str, ...] = ()  # conll: the names of the whitespace-separated columns of a token line
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class MetricSpec:
         return self.alias or (f"evaluate:{self.module}" if self.module else self.name)
 
 
+_LATER_FIELDS = ("input", "words_field", "tags_field")
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     task: str
@@ -106,7 +110,10 @@ class TaskSpec:
     references_field: str | None = None
     doc_to_count: str | None = None  # perplexity: text whose words/bytes are counted (default: the scored text)
     choices: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # multiple_choice: a name per choice; sequence_labeling: the tag set
+    input: str | None = None  # multiple_choice: the raw text a text classifier reads (a template), not a prompt
+    words_field: str | None = None  # sequence_labeling: the field holding the list of words
+    tags_field: str | None = None  # sequence_labeling: the field holding the list of gold tags
     target_delimiter: str = " "
     fewshot: FewShotSpec = field(default_factory=FewShotSpec)
     generation: GenerationSpec = field(default_factory=GenerationSpec)
@@ -116,15 +123,26 @@ class TaskSpec:
         data = asdict(self)
         data.pop("source_file")
         data["metrics"] = [m.to_dict() for m in self.metrics]
+        # fields added after the first schema are left out while unset, so older tasks keep their config hash
+        for key in _LATER_FIELDS:
+            if data.get(key) is None:
+                data.pop(key, None)
         local = data["dataset"].get("local")
-        if local is not None and not local["files"]:
-            del local["files"]  # unset: left out, so the config hash of existing tasks stays the same
+        if local is not None:
+            for key in ("files", "columns"):
+                if not local[key]:
+                    del local[key]
         return data
 
     @property
     def config_hash(self) -> str:
-        """A hash of everything that changes the requests or the scores (not the file's location)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=True)
+        """A hash of everything that changes a language model's requests or the scores (not the file's location).
+
+        `input` is left out: only a text classifier reads it, and a classifier run hashes it in
+        (engine.PreparedTask.config_hash), so adding it to a task does not change LM runs' hashes.
+        """
+        data = {k: v for k, v in self.to_dict().items() if k != "input"}
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property

@@ -5,6 +5,10 @@ cache is re-concatenated at every step, and on CUDA transformers compiles the de
 CUDA graphs. A model that cannot use it falls back to the eager dynamic cache, with the same
 tokens. Stop sequences are checked on the last few tokens of the rows still running, and the batch
 ends as soon as every row has stopped.
+
+An encoder-decoder model (hf-seq2seq) takes the prompt in its encoder, padded on the right (learned
+absolute positions, as BART's, would shift under left padding), its whole context for the prompt,
+and decodes from its decoder start token with the eager cache.
 """
 
 from __future__ import annotations
@@ -80,12 +84,19 @@ class Generator:
         if cache not in CACHE_MODES:
             raise EvalkitError(f"kv_cache must be one of {', '.join(CACHE_MODES)}, got '{cache}'")
         self.model, self.tokenizer, self.device = model, tokenizer, device
-        self.static = cache != "dynamic"
+        self.encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+        if self.encoder_decoder and cache == "static":
+            raise EvalkitError("kv_cache static is for decoder-only models; an encoder-decoder model decodes with the dynamic cache")
+        self.static = cache != "dynamic" and not self.encoder_decoder
         self.strict = cache == "static"
         self.eos = eos_ids(model, tokenizer)
         self._caches: dict[tuple[int, int], object] = {}  # CUDA: one static cache per (rows, length), reused
         # transformers 5.2x renamed past_key_values to cache (the old name still works, with a warning)
         self._cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def prompt_room(self, max_len: int, max_new: int) -> int:
+        """Prompt tokens that fit: the encoder's whole context, or a decoder-only model's context less the new tokens."""
+        return max_len if self.encoder_decoder else max_len - max_new
 
     @property
     def cache_mode(self) -> str:
@@ -119,11 +130,13 @@ class Generator:
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for b, (_, ids) in enumerate(batch):
-            input_ids[b, width - len(ids):] = torch.tensor(ids)
-            mask[b, width - len(ids):] = 1
+            start = 0 if self.encoder_decoder else width - len(ids)  # right padding for an encoder, left for a decoder
+            input_ids[b, start: start + len(ids)] = torch.tensor(ids)
+            mask[b, start: start + len(ids)] = 1
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        prompt_width = 1 if self.encoder_decoder else width  # the decoder's output starts with its start token
         while True:
-            criteria = _StopSequences(self.tokenizer, width, until, self.eos, len(batch), self.device)
+            criteria = _StopSequences(self.tokenizer, prompt_width, until, self.eos, len(batch), self.device)
             try:
                 out = self.model.generate(
                     input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
@@ -135,7 +148,7 @@ class Generator:
                 if not self.static or self.strict or is_oom(err):
                     raise
                 self.static = False
-        return self._decode(out[:, width:], criteria.stopped_at, until)
+        return self._decode(out[:, prompt_width:], criteria.stopped_at, until)
 
     def _decode(self, new: torch.Tensor, stopped_at: list[int | None], until: tuple[str, ...]):
         is_eos = torch.isin(new, torch.tensor(self.eos, dtype=torch.long, device=new.device))
@@ -160,7 +173,7 @@ def generate_greedy(generator: Generator, requests: list[Generate], max_len: int
     for i, r in enumerate(requests):
         groups.setdefault((tuple(r.until), r.max_new_tokens), []).append(i)
     for (until, max_new), members in groups.items():
-        room = max_len - max_new
+        room = generator.prompt_room(max_len, max_new)
         if room < 1:
             raise EvalkitError(f"max_new_tokens {max_new} leaves no room for a prompt in the model's context of {max_len}")
         encoded = {}

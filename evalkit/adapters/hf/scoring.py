@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -114,21 +114,29 @@ def shared_rows(prepared: list[tuple[list[int], list[int]]]) -> list[_Row]:
     return list(rows.values())
 
 
+def _gather(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(target), target is the argmax) from one row of logits per target."""
+    logits = logits.float()
+    return logits.log_softmax(-1).gather(1, targets[:, None])[:, 0], logits.argmax(dim=-1) == targets
+
+
 def _target_logprobs(model, ids, rows_t, cols_t, tgt_t) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p(target), target is the argmax) at the given (row, position) pairs."""
     if scoring_path(model)["path"] == FULL:
-        logits = model(input_ids=ids, use_cache=False).logits[rows_t, cols_t].float()
-        return logits.log_softmax(-1).gather(1, tgt_t[:, None])[:, 0], logits.argmax(dim=-1) == tgt_t
+        return _gather(model(input_ids=ids, use_cache=False).logits[rows_t, cols_t], tgt_t)
     hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state[rows_t, cols_t]
     head = model.get_output_embeddings()
     step = max(1, _CHUNK_ELEMENTS // head.weight.shape[0])
-    logps, greedy = [], []
-    for s in range(0, hidden.shape[0], step):
-        logits = head(hidden[s: s + step]).float()
-        t = tgt_t[s: s + step]
-        logps.append(logits.log_softmax(-1).gather(1, t[:, None])[:, 0])
-        greedy.append(logits.argmax(dim=-1) == t)
-    return torch.cat(logps), torch.cat(greedy)
+    parts = [_gather(head(hidden[s: s + step]), tgt_t[s: s + step]) for s in range(0, hidden.shape[0], step)]
+    return torch.cat([lp for lp, _ in parts]), torch.cat([greedy for _, greedy in parts])
+
+
+def _sum_per_read(token_lp, token_greedy, owners: list[int], n_reads: int, device) -> list[tuple[float, bool]]:
+    """Per request: the sum of its tokens' log-probs (in float64), and whether every token was the argmax."""
+    owner_t = torch.tensor(owners, device=device)
+    sums = torch.zeros(n_reads, dtype=torch.float64, device=device).index_add_(0, owner_t, token_lp.double())
+    misses = torch.zeros(n_reads, dtype=torch.long, device=device).index_add_(0, owner_t, (~token_greedy).long())
+    return [(float(s), int(m) == 0) for s, m in zip(sums.cpu().tolist(), misses.cpu().tolist())]
 
 
 @torch.inference_mode()
@@ -148,11 +156,7 @@ def _score_batch(model, batch: list[_Row], device: str) -> list[list[tuple[float
     ids = ids.to(device)
     rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
     tgt_t = torch.tensor(targets, device=device)
-    token_lp, token_greedy = _target_logprobs(model, ids, rows_t, cols_t, tgt_t)
-    owner_t = torch.tensor(owners, device=device)
-    sums = torch.zeros(n_reads, dtype=torch.float64, device=device).index_add_(0, owner_t, token_lp.double())
-    misses = torch.zeros(n_reads, dtype=torch.long, device=device).index_add_(0, owner_t, (~token_greedy).long())
-    flat = [(float(s), int(m) == 0) for s, m in zip(sums.cpu().tolist(), misses.cpu().tolist())]
+    flat = _sum_per_read(*_target_logprobs(model, ids, rows_t, cols_t, tgt_t), owners, n_reads, device)
     out, pos = [], 0
     for row in batch:
         out.append(flat[pos: pos + len(row.reads)])
@@ -178,3 +182,94 @@ def score_token_pairs(model, pairs: list[tuple[list[int], list[int]]], max_len: 
         for (i, _, _), answer in zip(row.reads, answers):
             out[i] = answer
     return out
+
+
+# -- encoder-decoder models ----------------------------------------------------------------------------
+@torch.inference_mode()
+def _score_seq2seq_batch(model, batch: list[tuple[list[int], list[int]]], device: str, pad_id: int,
+                         start_id: int) -> list[tuple[float, bool]]:
+    """The encoder reads each context (padded right, masked); the decoder reads the start token and the
+    continuation shifted by one, and is scored on the continuation (right padding follows the real tokens)."""
+    enc_width, dec_width = max(len(e) for e, _ in batch), max(len(t) for _, t in batch)
+    enc = torch.full((len(batch), enc_width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), enc_width), dtype=torch.long)
+    dec = torch.full((len(batch), dec_width), pad_id, dtype=torch.long)
+    rows, cols, targets = [], [], []
+    for b, (e, t) in enumerate(batch):
+        enc[b, : len(e)], mask[b, : len(e)] = torch.tensor(e), 1
+        dec[b, : len(t)] = torch.tensor([start_id] + t[:-1])
+        rows += [b] * len(t)
+        cols += range(len(t))
+        targets += t
+    logits = model(input_ids=enc.to(device), attention_mask=mask.to(device), decoder_input_ids=dec.to(device),
+                   use_cache=False).logits
+    rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+    token_lp, token_greedy = _gather(logits[rows_t, cols_t], torch.tensor(targets, device=device))
+    return _sum_per_read(token_lp, token_greedy, rows, len(batch), device)
+
+
+def score_seq2seq_pairs(model, pairs: list[tuple[list[int], list[int]]], max_len: int, plan: BatchPlan, device: str,
+                        pad_id: int, start_id: int, progress: Callable[[int, int], None] | None = None,
+                        empty_cache: Callable[[], None] | None = None) -> list[tuple[float, bool]]:
+    """(sum log p(cont | encoder input ctx), cont is greedy) per pair; each side keeps its last `max_len` tokens."""
+    prepared = [(ctx[-max_len:], cont[-max_len:]) for ctx, cont in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: (-(len(prepared[i][0]) + len(prepared[i][1])), i))
+    items = [prepared[i] for i in order]
+
+    def done(batch, _out):
+        if progress:
+            progress(len(batch), sum(len(e) + len(t) for e, t in batch))
+
+    scored = run_batches(items, [len(e) + len(t) for e, t in items], plan,
+                         lambda batch: _score_seq2seq_batch(model, batch, device, pad_id, start_id), done, empty_cache)
+    out: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
+    for i, answer in zip(order, scored):
+        out[i] = answer
+    return out
+
+
+# -- encoder-only classifiers ---------------------------------------------------------------------------
+def encoder_outputs(model, inputs: list[list[int]], plan: BatchPlan, device: str, pad_id: int,
+                    read: Callable[[torch.Tensor, int], Any], progress: Callable[[int, int], None] | None = None,
+                    empty_cache: Callable[[], None] | None = None) -> list[Any]:
+    """`read(logits, length)` for each input of a classifier (its logits row, or its rows per token).
+
+    Inputs run longest first, padded on the right with an attention mask, so the answers do not depend
+    on the batch size (to fp32 rounding)."""
+    order = sorted(range(len(inputs)), key=lambda i: (-len(inputs[i]), i))
+    items = [inputs[i] for i in order]
+
+    @torch.inference_mode()
+    def forward(batch: list[list[int]]) -> list[Any]:
+        width = max(len(ids) for ids in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for b, row in enumerate(batch):
+            ids[b, : len(row)], mask[b, : len(row)] = torch.tensor(row), 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+        return [read(logits[b], len(row)) for b, row in enumerate(batch)]
+
+    def done(batch, _out):
+        if progress:
+            progress(len(batch), sum(len(ids) for ids in batch))
+
+    answers = run_batches(items, [len(ids) for ids in items], plan, forward, done, empty_cache)
+    out: list[Any] = [None] * len(inputs)
+    for i, answer in zip(order, answers):
+        out[i] = answer
+    return out
+
+
+def per_document(progress: Callable[[int, int], None] | None, n_docs: int, n_windows: int):
+    """Turn window (or other sub-request) counts into document counts, so a bar counts the requests it was given."""
+    if progress is None or n_windows == 0:
+        return progress
+    state = {"windows": 0, "reported": 0}
+
+    def update(windows: int, tokens: int) -> None:
+        state["windows"] += windows
+        docs = state["windows"] * n_docs // n_windows
+        progress(docs - state["reported"], tokens)
+        state["reported"] = docs
+
+    return update

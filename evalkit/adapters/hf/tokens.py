@@ -41,6 +41,18 @@ def encode_pair(tokenizer, context: str, continuation: str, prefix: int) -> tupl
     return ctx, whole[len(ctx):]
 
 
+def encode_seq2seq_pair(tokenizer, context: str, continuation: str, prefix: int) -> tuple[list[int], list[int]]:
+    """(encoder ids, decoder target ids) as lm-eval's seq2seq backend encodes them: the two sides apart, the
+    context with the tokenizer's default special tokens, the continuation without; the context's trailing
+    whitespace moves to the continuation, and an empty context is the prefix token."""
+    if context:
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+    ctx = encode_text(tokenizer, context) if context else [prefix]
+    return ctx, tokenizer.encode(continuation, add_special_tokens=False)
+
+
 def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> list[tuple[list[int], list[int]]]:
     """lm-eval's get_rolling_token_windows(context_len=1) + make_disjoint_window.
 
