@@ -2,7 +2,7 @@
 
 A key is the sha256 of a canonical JSON of:
   - the model: adapter name, weights hash (sha256) or hub id + resolved revision, dtype, max_length,
-    model class and the adapter's optional `cache_version`;
+    model class and the adapter's optional `cache_version` (a served model adds the server's host);
   - the request kind (the adapter method) and the full request content (every dataclass field,
     so the stop sequences and max_new_tokens of a generation are part of it);
   - the generation settings: greedy, or the sampling settings plus the seed when a request samples.
@@ -48,8 +48,11 @@ def model_key(name: str, identity: dict[str, Any], cache_version: Any = None) ->
         if not revision:
             return None
         weights = f"{identity.get('spec')}@{revision}"
-    return {"adapter": name, "weights": weights, "dtype": identity.get("dtype"),
-            "max_length": identity.get("max_length"), "class": identity.get("class"), "cache_version": cache_version}
+    key = {"adapter": name, "weights": weights, "dtype": identity.get("dtype"),
+           "max_length": identity.get("max_length"), "class": identity.get("class"), "cache_version": cache_version}
+    if identity.get("server"):  # a served model: the same name and revision on another host is another model
+        key["server"] = identity["server"]
+    return key
 
 
 def is_sampling(request: Any) -> bool:

