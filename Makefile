@@ -32,6 +32,14 @@ export VLLM_VENV
 install-vllm:
 	PYTHON="$(PYTHON)" scripts/install-vllm.sh
 
+# An OpenAI-compatible vLLM server for `--adapter openai` (README "Models behind a server"):
+# `make serve-vllm MODEL=path-or-hub-id [NAME=served-name] [PORT=8000]`; no MODEL: the bundled SmolLM2.
+PORT ?= 8000
+NAME ?=
+.PHONY: serve-vllm
+serve-vllm:
+	PYTHON="$(PYTHON)" MODEL="$(MODEL)" NAME="$(NAME)" PORT="$(PORT)" scripts/serve-vllm.sh
+
 eval:
 	$(VENV)/bin/evalkit run --tasks "$(TASKS)" \
 		$(if $(MODEL),--model "$(MODEL)") \

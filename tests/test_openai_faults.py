@@ -20,7 +20,9 @@ import pytest
 from evalkit.adapters.served.http import JsonClient, ServerError, parse_retry_after
 from evalkit.adapters.served.openai import OpenAIAdapter
 from evalkit.cache import CACHE_FILE
+from evalkit.engine import RunOptions, evaluate
 from evalkit.requests import Generate, Loglikelihood
+from evalkit.results import read_samples
 
 from .conftest import DATA, ROOT, STORIES
 from .openai_stub import StubModel, StubServer
@@ -122,17 +124,15 @@ def test_wrong_key_is_refused_without_showing_it(stub, monkeypatch):
 
 
 # -- a real run through the CLI, killed and resumed ------------------------------------------------
-LIMIT = 30  # sst2 documents: 60 scoring requests
+LIMIT = 15  # sst2 documents: 30 scoring requests
 
 
-def _command(stub, output: Path, cache: Path | None, revision: bool = True) -> list[str]:
+def _command(stub, output: Path, cache: Path) -> list[str]:
     cmd = [sys.executable, "-m", "evalkit", "run", "--adapter", "openai", "--model", "stories",
            "--model-arg", f"base_url={stub.base_url}", "--model-arg", "api_key_env=EVALKIT_TEST_KEY",
            "--model-arg", "max_concurrency=2", "--tasks", "sst2", "--data-dir", str(DATA), "--limit", str(LIMIT),
-           "--bootstrap-iters", "50", "--output", str(output), "--no-progress"]
-    if revision:
-        cmd += ["--model-arg", "revision=stories260K-test"]
-    return cmd + (["--cache-dir", str(cache)] if cache else ["--no-cache"])
+           "--bootstrap-iters", "50", "--output", str(output), "--no-progress", "--cache-dir", str(cache)]
+    return cmd + ["--model-arg", "revision=stories260K-test"]
 
 
 def _env() -> dict[str, str]:
@@ -152,7 +152,7 @@ def _scoring(stub) -> int:
 
 
 def _samples(results_json: Path) -> list[dict]:
-    return [json.loads(line) for line in (results_json.parent / "sst2.samples.jsonl").read_text().splitlines()]
+    return read_samples(results_json.parent, "sst2")
 
 
 def test_killed_run_resumes_from_the_cache_and_leaks_no_key(tmp_path, stub):
@@ -163,12 +163,12 @@ def test_killed_run_resumes_from_the_cache_and_leaks_no_key(tmp_path, stub):
     proc = subprocess.Popen(_command(stub, out, cache), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while _scoring(stub) < 20 and proc.poll() is None and time.monotonic() < deadline:
+    while _scoring(stub) < 10 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     received = _scoring(stub)
     proc.send_signal(signal.SIGKILL)
     logs += list(proc.communicate(timeout=60))
-    assert 20 <= received < 2 * LIMIT, "the kill should land part-way through the run"
+    assert 10 <= received < 2 * LIMIT, "the kill should land part-way through the run"
     kept = _rows(cache)
     assert kept >= received - 2  # every answer received was committed, but the (at most 2) in flight
 
@@ -177,17 +177,14 @@ def test_killed_run_resumes_from_the_cache_and_leaks_no_key(tmp_path, stub):
     logs += [resumed.stdout, resumed.stderr]
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _scoring(stub) - before == 2 * LIMIT - kept  # only what the killed run had not received
+    assert f"{kept} requests answered from" in resumed.stderr
 
-    fresh = subprocess.run(_command(stub, tmp_path / "fresh", None), cwd=ROOT, env=_env(), capture_output=True,
-                           text=True, timeout=600)
-    logs += [fresh.stdout, fresh.stderr]
-    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    fresh_dir, fresh_res = _fresh_run(stub, tmp_path / "fresh")  # uninterrupted, no cache, in this process
     (resumed_json,) = out.rglob("results.json")
-    (fresh_json,) = (tmp_path / "fresh").rglob("results.json")
-    a, b = json.loads(resumed_json.read_text()), json.loads(fresh_json.read_text())
-    assert a["tasks"]["sst2"]["metrics"] == b["tasks"]["sst2"]["metrics"]
-    assert [s["loglikelihoods"] for s in _samples(resumed_json)] == [s["loglikelihoods"] for s in _samples(fresh_json)]
-    assert a["model"]["revision"] == "stories260K-test" and a["run"]["logprob_probe"]["passed"]
+    resumed_res = json.loads(resumed_json.read_text())
+    assert resumed_res["tasks"]["sst2"]["metrics"] == fresh_res["tasks"]["sst2"]["metrics"]
+    assert [s["loglikelihoods"] for s in _samples(resumed_json)] == [s["loglikelihoods"] for s in read_samples(fresh_dir, "sst2")]
+    assert resumed_res["model"]["revision"] == "stories260K-test" and resumed_res["run"]["logprob_probe"]["passed"]
 
     assert stub.auth == {f"Bearer {SECRET}"}  # the key was sent...
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -197,9 +194,25 @@ def test_killed_run_resumes_from_the_cache_and_leaks_no_key(tmp_path, stub):
     assert all(SECRET not in text for text in logs)
 
 
+def _fresh_run(stub, output: Path, cache: Path | None = None, revision: str = "stories260K-test"):
+    os.environ["EVALKIT_TEST_KEY"] = SECRET
+    try:
+        args = {"revision": revision} if revision else {}
+        adapter = OpenAIAdapter(model="stories", base_url=stub.base_url, api_key_env="EVALKIT_TEST_KEY", **args)
+        options = RunOptions(tasks=["sst2"], limit=LIMIT, data_dir=str(DATA), output=str(output), progress=False,
+                             bootstrap_iters=50, cache_dir=str(cache) if cache else None)
+        lines: list[str] = []
+        run_dir, results = evaluate(options, adapter=adapter, log=lines.append)
+    finally:
+        del os.environ["EVALKIT_TEST_KEY"]
+    results["log"] = lines
+    return run_dir, results
+
+
 def test_unpinned_server_is_not_cached(tmp_path, stub):
-    run = subprocess.run(_command(stub, tmp_path / "out", tmp_path / "cache", revision=False), cwd=ROOT, env=_env(),
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "responses are not cached: the server can change the weights behind a model name" in run.stderr
-    assert _rows(tmp_path / "cache") == 0
+    stub.expect_key = SECRET
+    _, results = _fresh_run(stub, tmp_path / "out", tmp_path / "cache", revision="")
+    assert any("responses are not cached: the server can change the weights behind a model name" in line
+               for line in results["log"])
+    assert not (tmp_path / "cache" / CACHE_FILE).exists() or _rows(tmp_path / "cache") == 0
+    assert results["model"]["revision"] is None and "cache" not in results["run"]

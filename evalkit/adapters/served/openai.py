@@ -72,7 +72,7 @@ class OpenAIAdapter(Adapter):
         self.token_prompts = self.tokenizer is not None and opts.prompt_format != "text"
         self.max_length = opts.max_length or (self.server_context - 2 if self.server_context else DEFAULT_CONTEXT)
         self.probe: ProbeResult | None = None
-        self._probe_lock = threading.Lock()
+        self._lock = threading.Lock()
         self.truncated = 0
 
     # -- identity ---------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ class OpenAIAdapter(Adapter):
 
     # -- the trust probe --------------------------------------------------------------------------
     def _require_trust(self) -> None:
-        with self._probe_lock:
+        with self._lock:
             if self.probe is None:
                 self.probe = run_probe(self._complete, self.model_name, self.options.probe_tolerance, self.options.seed)
         if not self.probe.passed:
@@ -151,6 +151,8 @@ class OpenAIAdapter(Adapter):
         context, continuation = context[: len(context) - spaces], context[len(context) - spaces:] + r.continuation
         if self.token_prompts:
             ctx, cont = self._token_pair(context, continuation)
+            if not cont:
+                raise EvalkitError(f"openai: the continuation {r.continuation!r} is empty after tokenisation")
             prompt = (ctx + cont)[-(self.max_length + 1):]
             n = min(len(cont), len(prompt) - 1)
             truncated = len(ctx) + len(cont) > self.max_length + 1
@@ -249,7 +251,7 @@ class OpenAIAdapter(Adapter):
         return GenerateResponse(text, n_tokens, truncated, stopped), int(usage.get("total_tokens") or 0)
 
     def _count_truncated(self) -> None:
-        with self._probe_lock:
+        with self._lock:
             self.truncated += 1
 
     # -- plumbing ---------------------------------------------------------------------------------

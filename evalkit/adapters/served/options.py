@@ -7,7 +7,7 @@ its type and range, and a bad value names the argument, what it got and what it 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import EvalkitError
@@ -104,10 +104,4 @@ def parse_options(raw: dict[str, Any]) -> ServedOptions:
     values = {name: _convert(name, arg, raw[name]) if name in raw else arg.default for name, arg in ARGS.items()}
     if not values["base_url"]:
         raise EvalkitError("openai: pass the server with --model-arg base_url=http://HOST:PORT/v1")
-    assert {f.name for f in fields(ServedOptions)} == set(ARGS)
     return ServedOptions(**values)
-
-
-def describe() -> str:
-    """One line per argument, for the README and error hints."""
-    return "\n".join(f"{name}: {arg.help}" for name, arg in ARGS.items())
