@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from evalkit.adapters.hf.causal import HFCausalAdapter
+from evalkit.adapters.hf.tokens import encode_text
 from evalkit.adapters.served.openai import OpenAIAdapter
 from evalkit.engine import RunOptions, evaluate
 from evalkit.results import read_samples
@@ -62,7 +63,7 @@ def test_window_tokenizer_and_probe(served, reference):
     assert served.max_length == WINDOW and served.identity["server_context"] == 1024
     assert served.identity["prompt_format"] == "tokens" and served.identity["tokenizer"].endswith("/tokenize")
     for text in ("Sentence: a fine film\nSentiment:", " positive", "<|im_start|>user\nHi<|im_end|>", "héllo  wörld\n\n"):
-        assert served.tokenizer.encode(text) == reference._encode(text)
+        assert encode_text(served.tokenizer.hf, text) == reference._encode(text)
     served._require_trust()
     assert served.probe.passed and served.probe.max_error < 1e-3, served.probe
 

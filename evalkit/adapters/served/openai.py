@@ -31,8 +31,8 @@ from ...requests import (
     RollingResponse,
 )
 from ..base import Adapter, Progress
-from ..hf.causal import rolling_windows
 from ..hf.generation import cut_at_stop
+from ..hf.tokens import encode_pair, encode_text, rolling_windows
 from .echo import continuation_start, echo_payload, echoed_prompt, sum_logprobs
 from .http import JsonClient, ServerError
 from .options import ServedOptions, parse_options
@@ -147,10 +147,9 @@ class OpenAIAdapter(Adapter):
 
     def _score_one(self, r: Loglikelihood) -> tuple[LoglikelihoodResponse, int]:
         context = self._context(r.context, r.messages)
-        spaces = len(context) - len(context.rstrip())
-        context, continuation = context[: len(context) - spaces], context[len(context) - spaces:] + r.continuation
         if self.token_prompts:
-            ctx, cont = self._token_pair(context, continuation)
+            prefix = self._prefix() if not context else self.tokenizer.prefix_token_id
+            ctx, cont = encode_pair(self.tokenizer.hf, context, r.continuation, prefix)
             if not cont:
                 raise EvalkitError(f"openai: the continuation {r.continuation!r} is empty after tokenisation")
             prompt = (ctx + cont)[-(self.max_length + 1):]
@@ -161,6 +160,8 @@ class OpenAIAdapter(Adapter):
             scored = echoed_prompt(self._complete(echo_payload(self.model_name, prompt)), len(prompt))[-n:]
             size = len(prompt)
         else:
+            spaces = len(context) - len(context.rstrip())  # as encode_pair: trailing spaces go with the continuation
+            context, continuation = context[: len(context) - spaces], context[len(context) - spaces:] + r.continuation
             if not context:
                 raise EvalkitError("openai: an empty context can be scored only from token ids; pass --model-arg tokenizer=PATH")
             tokens = echoed_prompt(self._complete(echo_payload(self.model_name, context + continuation)))
@@ -169,14 +170,6 @@ class OpenAIAdapter(Adapter):
             raise EvalkitError(f"openai: the continuation {r.continuation!r} is empty after tokenisation")
         logprob, greedy = sum_logprobs(scored)
         return LoglikelihoodResponse(logprob, greedy, len(scored), truncated), size
-
-    def _token_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """hf-causal's split: the context's tokens, and the rest of the whole text's tokens."""
-        if not context:
-            return [self._prefix()], self.tokenizer.encode(continuation)
-        whole = self.tokenizer.encode(context + continuation)
-        ctx = self.tokenizer.encode(context)
-        return ctx, whole[len(ctx):]
 
     def _prefix(self) -> int:
         prefix = self.tokenizer.prefix_token_id if self.tokenizer else None
@@ -192,7 +185,7 @@ class OpenAIAdapter(Adapter):
         prefix = self._prefix()
         owners, windows, counts = [], [], []
         for i, r in enumerate(requests):
-            tokens = self.tokenizer.encode(r.text)
+            tokens = encode_text(self.tokenizer.hf, r.text)
             counts.append(len(tokens))
             for window in rolling_windows(tokens, prefix, self.max_length):
                 owners.append(i)
@@ -235,7 +228,7 @@ class OpenAIAdapter(Adapter):
                 room = self.max_length - r.max_new_tokens
                 if room < 1:
                     raise EvalkitError(f"openai: max_new_tokens {r.max_new_tokens} leaves no room for a prompt in max_length {self.max_length}")
-                ids = self.tokenizer.encode(prompt)
+                ids = encode_text(self.tokenizer.hf, prompt)
                 truncated = len(ids) > room
                 if truncated:
                     self._count_truncated()

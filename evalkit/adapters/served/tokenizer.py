@@ -1,9 +1,11 @@
 """Token ids for a served model: from a local tokenizer (`tokenizer=`) or the server's own /tokenize.
 
-Both encode exactly as hf-causal does (tokens.encode_text: the tokenizer's default special tokens,
-except when the text already starts with the BOS string), so scoring windows and truncation match an
-in-process run token for token. vLLM and SGLang-style servers expose POST /tokenize and /detokenize
-at the server root (beside /v1).
+Both offer `.hf`, an object with a Hugging Face tokenizer's `bos_token` and `encode(text,
+add_special_tokens)`, so the adapter encodes through hf/tokens.py exactly as hf-causal does (the
+tokenizer's default special tokens, except when the text already starts with the BOS string; the
+context/continuation split; the empty-context prefix), and scoring windows and truncation match an
+in-process run token for token. vLLM-style servers expose POST /tokenize and /detokenize at the
+server root (beside /v1).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import EvalkitError
-from ..hf.tokens import encode_text
+from ..hf.tokens import prefix_token_id
 from .http import JsonClient, ServerError
 
 
@@ -28,10 +30,11 @@ class LocalTokenizer:
             raise EvalkitError(f"openai: cannot load tokenizer '{location}' ({type(err).__name__}: {first}); "
                                "pass a local tokenizer folder with --model-arg tokenizer=PATH") from None
         self.source = f"local:{location}"
-        self.prefix_token_id = self.tok.bos_token_id if self.tok.bos_token_id is not None else self.tok.eos_token_id
+        self.prefix_token_id = prefix_token_id(self.tok)
 
-    def encode(self, text: str) -> list[int]:
-        return encode_text(self.tok, text)
+    @property
+    def hf(self):
+        return self.tok
 
     def render_chat(self, messages) -> str:
         if not getattr(self.tok, "chat_template", None):
@@ -47,9 +50,9 @@ class ServerTokenizer:
     def __init__(self, client: JsonClient, model: str, root: bool, prefix_token_id: int | None):
         self.client, self.model, self.root = client, model, root
         self.source = f"server:{client.public_root if root else client.public}/tokenize"
-        bos = self._tokenize("", True)
+        bos = self.encode("", True)
         self.bos_id = bos[0] if len(bos) == 1 else None
-        self.bos_text = self._detokenize(bos) if self.bos_id is not None else None
+        self.bos_token = self._detokenize(bos) if self.bos_id is not None else None  # the BOS string, as HF names it
         self.prefix_token_id = self.bos_id if self.bos_id is not None else prefix_token_id
 
     @classmethod
@@ -62,8 +65,13 @@ class ServerTokenizer:
                     raise
         return None
 
-    def _tokenize(self, text: str, special: bool) -> list[int]:
-        data = self.client.post("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": special}, self.root)
+    @property
+    def hf(self):
+        return self
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        data = self.client.post("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": add_special_tokens},
+                                self.root)
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
             raise ServerError(f"openai: {self.source[7:]} answered without a list of token ids", 422)
@@ -75,9 +83,6 @@ class ServerTokenizer:
         except ServerError:
             return None
         return data.get("prompt") if isinstance(data, dict) else None
-
-    def encode(self, text: str) -> list[int]:
-        return self._tokenize(text, not (self.bos_text and text.startswith(self.bos_text)))
 
 
 def max_model_len(info: dict[str, Any] | None) -> int | None:
