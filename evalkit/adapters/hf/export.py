@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 from ...errors import EvalkitError
-from .loading import _gguf_cache_folder, load_model, resolve_model_source
+from ...cachedir import cache_root
+from .loading import file_sha256, load_model, resolve_model_source
 
 MARKER = "evalkit.json"
 
@@ -50,7 +51,8 @@ def export_model(spec: str | None, output: str | Path, overwrite: bool = False) 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        cached = _gguf_cache_folder(Path(location)) if kind in ("bundled", "gguf") else None
+        # loading.py's conversion cache for a GGUF: the very folder hf-causal loads
+        cached = cache_root() / "gguf" / source["sha256"][:24] if kind in ("bundled", "gguf") else None
         if cached is not None and (cached / "config.json").is_file():
             for f in cached.iterdir():
                 if f.is_file() and f.name != MARKER:
