@@ -32,6 +32,12 @@ export VLLM_VENV
 install-vllm:
 	PYTHON="$(PYTHON)" scripts/install-vllm.sh
 
+# Tests that need the vLLM and llama.cpp environments and CPU-minutes (pytest marker `servers`; `make test`
+# leaves them out). -rP prints what they measured (log-likelihood differences, near-ties) even when they pass.
+.PHONY: test-servers
+test-servers: install-vllm install-llamacpp
+	$(PY) -m pytest -q -rP -m servers $(PYTEST_ARGS)
+
 # An OpenAI-compatible vLLM server for `--adapter openai` (README "Models behind a server"):
 # `make serve-vllm MODEL=path-or-hub-id [NAME=served-name] [PORT=8000]`; no MODEL: the bundled SmolLM2.
 PORT ?= 8000

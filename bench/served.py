@@ -4,7 +4,9 @@
     .venv/bin/python -m bench.served --device cuda         # GPU: plain vLLM, hf-causal on CUDA in bf16
 
 Sides, on the same documents and the same weights (the bundled GGUF exported to safetensors):
-  evalkit-vllm    evalkit's `openai` adapter against the vLLM server (max_concurrency requests in flight)
+  evalkit-vllm    evalkit's `openai` adapter against the vLLM server (max_concurrency requests in flight),
+                  tokenizing here with the model folder's tokenizer (tokenizer=...), as the lm-eval side does
+  evalkit-vllm-tokenize   the same, tokenizing through the server's /tokenize (the adapter's default)
   lm-eval-vllm    lm-eval 0.4.13's `local-completions` against the same server (num_concurrent the same)
   evalkit-hf      evalkit's `hf-causal` in this process
 Each side's figure is the wall time of the whole evaluation call; the server is started (and warmed
@@ -30,7 +32,7 @@ from bench.serving import VLLM_VENV, Server, free_port, smollm2_folder, vllm_com
 from bench.workloads import SEED, WORKLOADS, write_lm_eval_task  # noqa: E402
 
 NAME = "smollm2-135m-instruct"
-SIDES = ("evalkit-vllm", "lm-eval-vllm", "evalkit-hf")
+SIDES = ("evalkit-vllm", "evalkit-vllm-tokenize", "lm-eval-vllm", "evalkit-hf")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,7 +107,9 @@ def run(args: argparse.Namespace) -> dict:
                     {"sst2": args.limit_sst2, "xsum": args.limit_xsum}, "concurrency": args.concurrency,
                     "cpus": os.cpu_count(), "load_before": os.getloadavg(), "sides": {}}
     try:
-        served = OpenAIAdapter(model=NAME, base_url=server.base_url, max_concurrency=args.concurrency)
+        served = OpenAIAdapter(model=NAME, base_url=server.base_url, max_concurrency=args.concurrency,
+                               tokenizer=str(folder))
+        remote = OpenAIAdapter(model=NAME, base_url=server.base_url, max_concurrency=args.concurrency)
         served.generate([Generate("Hello", (), 4)])  # the first request compiles and allocates: not timed
         window = served.max_length
         hf = None
@@ -114,6 +118,8 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"bench.served: {task} x{limit}, {side} ...", flush=True)
                 if side == "evalkit-vllm":
                     result = _evalkit(served, task, limit, args.data_dir)
+                elif side == "evalkit-vllm-tokenize":
+                    result = _evalkit(remote, task, limit, args.data_dir)
                 elif side == "lm-eval-vllm":
                     result = _lm_eval(server.base_url, folder, task, limit, args.data_dir, args.concurrency, window)
                 else:

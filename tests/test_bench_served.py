@@ -9,7 +9,7 @@ from bench.served import SIDES, markdown, parse_args
 
 def test_arguments():
     args = parse_args([])
-    assert args.sides == list(SIDES) and args.limit_sst2 == 100 and args.limit_xsum == 20 and args.device == "cpu"
+    assert args.sides == list(SIDES) and len(SIDES) == 4 and args.limit_sst2 == 100 and args.limit_xsum == 20 and args.device == "cpu"
     assert parse_args(["--sides", "evalkit-hf,evalkit-vllm"]).sides == ["evalkit-hf", "evalkit-vllm"]
     with pytest.raises(SystemExit, match="--sides"):
         parse_args(["--sides", "raw"])

@@ -98,7 +98,9 @@ class OpenAIAdapter(Adapter):
                        "--model-arg revision=... (a tag, commit or date you trust) to cache responses")
 
     def run_stats(self) -> dict[str, Any]:
-        return {"batch_size": self.concurrency, "max_concurrency": self.concurrency, "requests_sent": self.client.requests,
+        # no "batch_size": the cache wrapper then hands over large chunks, which keep max_concurrency requests in
+        # flight; each answer is committed as it arrives (stream_answers), so a crash loses none received
+        return {"max_concurrency": self.concurrency, "requests_sent": self.client.requests,
                 "retries": self.client.retries, "truncated_inputs": self.truncated,
                 "logprob_probe": self.probe.to_dict() if self.probe else "not run (no scoring request was sent)"}
 

@@ -17,6 +17,9 @@ from ..hf.tokens import prefix_token_id
 from .http import JsonClient, ServerError
 
 
+MEMO_ENTRIES = 4096
+
+
 class LocalTokenizer:
     """A Hugging Face tokenizer loaded here (offline-aware); also renders chat conversations."""
 
@@ -49,6 +52,7 @@ class ServerTokenizer:
 
     def __init__(self, client: JsonClient, model: str, root: bool, prefix_token_id: int | None):
         self.client, self.model, self.root = client, model, root
+        self._memo: dict[tuple[str, bool], tuple[int, ...]] = {}
         self.source = f"server:{client.public_root if root else client.public}/tokenize"
         bos = self.encode("", True)
         self.bos_id = bos[0] if len(bos) == 1 else None
@@ -70,11 +74,17 @@ class ServerTokenizer:
         return self
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        key = (text, add_special_tokens)
+        if key in self._memo:  # a multiple-choice context is encoded once per choice: ask the server once
+            return list(self._memo[key])
         data = self.client.post("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": add_special_tokens},
                                 self.root)
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
             raise ServerError(f"openai: {self.source[7:]} answered without a list of token ids", 422)
+        if len(self._memo) >= MEMO_ENTRIES:
+            self._memo.clear()
+        self._memo[key] = tuple(tokens)
         return tokens
 
     def _detokenize(self, tokens: list[int]) -> str | None:
