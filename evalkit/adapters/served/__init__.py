@@ -1,0 +1,1 @@
+"""Adapters for models behind a server (OpenAI-compatible HTTP APIs)."""
