@@ -38,12 +38,27 @@ def gold_label(spec: TaskSpec, doc: dict[str, Any]) -> str:
     raise EvalkitError(f"{where}: gold '{value}' is neither a label {list(names)} nor a choice index 0..{len(names) - 1}")
 
 
+_MISSING = object()
+
+
+def _lookup(doc: dict[str, Any], field_name: str) -> Any:
+    """A field, or with dots a nested one (`answers.text` in SQuAD's {"answers": {"text": [...]}})."""
+    if field_name in doc:
+        return doc[field_name]
+    value: Any = doc
+    for part in field_name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
 def references(spec: TaskSpec, doc: dict[str, Any]) -> list[str]:
     where = f"task '{spec.task}' doc {doc['doc_id']}"
     if spec.references_field:
-        if spec.references_field not in doc:
+        value = _lookup(doc, spec.references_field)
+        if value is _MISSING:
             raise EvalkitError(f"{where}: references_field '{spec.references_field}' is missing (the document has: {', '.join(map(str, doc))})")
-        value = doc[spec.references_field]
         refs = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
         if not refs or not all(isinstance(r, str) for r in refs):
             raise EvalkitError(f"{where}: references_field '{spec.references_field}' must be a string or a non-empty list of strings")

@@ -1,12 +1,15 @@
 """The response cache: one SQLite file (WAL mode) of model responses, keyed by model and request.
 
 A key is the sha256 of a canonical JSON of:
-  - the model: adapter name, weights hash (sha256) or hub id + resolved revision, dtype, max_length,
-    model class and the adapter's optional `cache_version`;
+  - the model: adapter name, weights hash (sha256) or hub id + resolved revision, the hashes of its
+    config files, tokenizer files and chat template, dtype, max_length, model class, the version of
+    evalkit's scoring code (SCORING_VERSION) and the adapter's optional `cache_version`;
   - the request kind (the adapter method) and the full request content (every dataclass field,
     so the stop sequences and max_new_tokens of a generation are part of it);
   - the generation settings: greedy, or the sampling settings plus the seed when a request samples.
-Two models never share an entry: their weights hashes (or revisions) differ, so their keys do.
+Two models never share an entry: their weights hashes (or revisions) differ, so their keys do; a copy
+with an edited config.json or tokenizer.json differs in those hashes, and a fix to the scoring code
+bumps SCORING_VERSION, so an old answer is never served for it.
 
 Each write is one transaction, so a killed process leaves every committed chunk readable and
 nothing half-written. A model without a weights hash or a resolved revision is not cached at all
@@ -28,6 +31,11 @@ from .requests import GenerateResponse, LoglikelihoodResponse, RollingResponse
 
 CACHE_FILE = "responses.sqlite"
 SCHEMA_VERSION = 1
+# Bump whenever tokenisation, windowing or scoring changes what a request returns, so that cached
+# answers computed by the old code are never served again. 2: the empty-context prefix (lm-eval's
+# rule) and model identities that cover config, tokenizer and chat template.
+SCORING_VERSION = 2
+MODEL_FILE_HASHES = ("config_sha256", "tokenizer_sha256", "chat_template_sha256")
 RESPONSE_TYPES: dict[str, type] = {
     "loglikelihood": LoglikelihoodResponse,
     "loglikelihood_rolling": RollingResponse,
@@ -48,8 +56,9 @@ def model_key(name: str, identity: dict[str, Any], cache_version: Any = None) ->
         if not revision:
             return None
         weights = f"{identity.get('spec')}@{revision}"
-    return {"adapter": name, "weights": weights, "dtype": identity.get("dtype"),
-            "max_length": identity.get("max_length"), "class": identity.get("class"), "cache_version": cache_version}
+    return {"adapter": name, "weights": weights, **{k: identity.get(k) for k in MODEL_FILE_HASHES},
+            "dtype": identity.get("dtype"), "max_length": identity.get("max_length"), "class": identity.get("class"),
+            "scoring_version": SCORING_VERSION, "cache_version": cache_version}
 
 
 def is_sampling(request: Any) -> bool:

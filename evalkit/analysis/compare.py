@@ -19,12 +19,12 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..errors import EvalkitError
-from ..metrics import Scorer, build_scorer
+from ..metrics import Scorer, build_metric
 from .paired import CI_LEVEL, bootstrap_p_value, mcnemar_exact, paired_bootstrap, percentile_ci
 from ..results import RESULTS_FILE, find_runs, read_results, read_samples
 
 # metrics with a 0/1 outcome per document, tested with McNemar; everything else is bootstrapped
-PER_DOCUMENT_BINARY = ("accuracy", "exact_match")
+PER_DOCUMENT_BINARY = ("accuracy", "exact_match", "acc_norm", "acc_bytes", "squad_exact_match")  # built-in names; the test uses Scorer.binary_outcomes (aliases too)
 IMPROVED, REGRESSED, WITHIN, UNCHANGED = "improved", "regressed", "regressed within tolerance", "no significant change"
 FORMATS = ("table", "json", "md")
 
@@ -235,7 +235,7 @@ def _aligned_samples(task: str, base: RunRef, cand: RunRef) -> tuple[list[dict],
 
 def _scorer(metric: dict[str, Any], records: list[dict], labels: tuple[str, ...], task: str, ref: RunRef) -> Scorer:
     try:
-        return build_scorer(metric["name"], metric.get("options") or {}, records, labels)
+        return build_metric(metric, records, labels)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise EvalkitError(f"{ref.path}: the samples of task '{task}' lack what metric '{metric['name']}' needs "
                            f"({type(err).__name__}: {err}); the samples file is damaged or from another tool") from None
@@ -264,7 +264,7 @@ def _compare_metric(task: str, name: str, b: Scorer, c: Scorer, deltas: np.ndarr
     base_value, cand_value = float(b.score(everything)[name]), float(c.score(everything)[name])
     delta = cand_value - base_value
     detail: dict[str, Any] = {}
-    if name in PER_DOCUMENT_BINARY:
+    if name in b.binary_outcomes:
         outcome = lambda s: np.array([row[name] for row in s.per_sample()]) > 0.5  # noqa: E731
         test = mcnemar_exact(outcome(b), outcome(c))
         p_value, test_name = test.p_value, "McNemar exact"

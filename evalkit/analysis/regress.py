@@ -145,7 +145,8 @@ def run_regression(spec: RegressionSpec, model: str, *, adapter_name: str = "hf-
     with tempfile.TemporaryDirectory(prefix="evalkit-regress-") as folder:
         options = RunOptions(
             tasks=baseline_task_files(base.results, tasks, Path(folder), log), model=model, adapter=adapter_name,
-            limit=config.get("limit"), fewshot=config.get("fewshot"), seed=config.get("seed", 1234),
+            limit=config.get("limit"), limit_mode=config.get("limit_mode") or "random", fewshot=config.get("fewshot"),
+            seed=config.get("seed", 1234),
             bootstrap_iters=config.get("bootstrap_iters", 1000), data_dir=data_dir, output=output,
             batch_size=batch_size, device=device, dtype=dtype, progress=progress,
         )

@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise EvalkitError("--tasks is empty; pass task names from `evalkit tasks`, e.g. --tasks imdb,sst2")
     options = RunOptions(
         tasks=tasks, model=args.model or None, adapter=args.adapter, model_args=_model_args(args.model_arg),
-        limit=args.limit, fewshot=args.fewshot, seed=args.seed, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        limit=args.limit, limit_mode=args.limit_mode, fewshot=args.fewshot, seed=args.seed, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
         data_dir=args.data_dir or None, output=args.output, bootstrap_iters=args.bootstrap_iters,
         trust_remote_code=args.trust_remote_code, progress=not args.no_progress,
         cache_dir=None if args.no_cache else (args.cache_dir or str(cache_root())),
@@ -63,7 +63,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for name, path in sorted(available_tasks().items()):
         try:
             spec = load_task_file(path)
-            metrics = ", ".join(m.name for m in spec.metrics)
+            metrics = ", ".join(m.label for m in spec.metrics)
             print(f"{name:<14} {spec.kind:<16} {metrics:<28} {spec.description}")
         except EvalkitError as err:
             print(f"{name:<14} INVALID: {err}")
@@ -91,17 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="extra adapter argument, repeatable (e.g. --model-arg max_length=512)")
     run.add_argument("--tasks", required=True, help="comma-separated task names or YAML paths")
     run.add_argument("--limit", type=_limit, default=None, help="evaluate a seeded random sample of N documents per task")
+    run.add_argument("--limit-mode", choices=("random", "first"), default="random",
+                     help="random: a seeded sample, kept in document order (default); first: the first N documents, "
+                          "as lm-eval's --limit, for like-for-like comparisons with it")
     run.add_argument("--fewshot", type=int, default=None, metavar="K",
                      help="few-shot examples per prompt, overriding each task's fewshot.k")
     run.add_argument("--seed", type=int, default=1234, help="seed for --limit sampling, few-shot and bootstrap (default 1234)")
     run.add_argument("--batch-size", default="auto", help="integer or 'auto' (largest that fits, halves on OOM)")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    run.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    run.add_argument("--dtype", default="auto", help="auto (the checkpoint's own dtype, as lm-eval; a GGUF is de-quantised to float32), float32, bfloat16, float16")
     run.add_argument("--data-dir", default=os.environ.get("EVALKIT_DATA_DIR", ""),
                      help="read task data from local files laid out like ../shared/data instead of the hub")
     run.add_argument("--output", default="results", help="results directory (default: results)")
     run.add_argument("--bootstrap-iters", type=int, default=1000, help="bootstrap resamples for standard errors (default 1000)")
-    run.add_argument("--trust-remote-code", action="store_true", help="allow model repositories to run their own code")
+    run.add_argument("--trust-remote-code", action="store_true",
+                     help="allow model repositories, and `evaluate` metric modules named by task files, to run their own code")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--cache-dir", default="", metavar="DIR",
                      help="response cache folder (default: $EVALKIT_CACHE_DIR or ~/.cache/evalkit); a rerun or a "
@@ -126,7 +130,7 @@ def _extensions() -> list[Callable[[Any], None]]:
     from importlib import import_module
 
     found = []
-    for module in ("leaderboard", "report", "compare", "review"):
+    for module in ("leaderboard", "report", "compare", "metrics", "review"):
         try:
             found.append(import_module(f"{__package__}.{module}").register)
         except ModuleNotFoundError as err:

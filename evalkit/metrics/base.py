@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from ..errors import EvalkitError
+from .options import Option
 
 DEFAULT_BOOTSTRAP = 1000
 
@@ -31,13 +32,25 @@ class MetricValue:
 class Scorer:
     """Per-sample statistics of one metric family over n documents.
 
-    Subclasses set `names`, `higher_is_better` and `scale`, compute their statistics in
-    `__init__`, and implement `score(idx)`: the corpus value(s) on documents `idx` (repeats allowed).
+    Subclasses set `names` (the values they report), `kinds` (the task kinds they apply to),
+    `OPTIONS` (the options a task file may set), `higher_is_better` and `scale`, compute their
+    statistics in `__init__`, and implement `score(idx)`: the corpus value(s) on documents `idx`
+    (repeats allowed). Third-party metrics subclass this (or `SampleCorpusMetric`) and register in
+    the entry-point group `evalkit.metrics`. Keep heavy imports inside methods: the task loader
+    imports the class to check options.
     """
 
     names: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()  # task kinds: multiple_choice, generate, perplexity
+    OPTIONS: ClassVar[Mapping[str, Option] | None] = {}  # None: any options (checked when the metric is built)
+    binary_outcomes: tuple[str, ...] = ()  # names whose per-sample score is a 0/1 outcome per document (McNemar in compare)
     higher_is_better: bool = True
     scale: str = "0-1"
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], labels: tuple[str, ...]) -> str | None:
+        """A problem with the options given the task's labels (after each option passed its own check), or None."""
+        return None
 
     def __init__(self, records: list[dict[str, Any]], options: dict[str, Any], labels: tuple[str, ...] = ()):
         if not records:
@@ -67,6 +80,44 @@ class Scorer:
     def extra(self) -> dict[str, Any]:
         """Facts to record beside the value: signatures, averaging, positive label."""
         return {}
+
+
+class SampleCorpusMetric(Scorer):
+    """The per-sample / corpus split: `sample(record)` gives one document's statistics, `corpus(table)`
+    the corpus value(s) from the statistics of any (re)sample of documents.
+
+    By default `statistics` are the `names` and the corpus value is their mean over documents, with a
+    closed-form standard error. Override `corpus` for anything else (the bootstrap then gives the error).
+    """
+
+    statistics: tuple[str, ...] = ()  # default: names
+
+    def __init__(self, records, options, labels=()):
+        super().__init__(records, options, labels)
+        self.stat_names = self.statistics or self.names
+        rows = []
+        for r in records:
+            stats = self.sample(r)
+            rows.append([float(stats[k]) for k in self.stat_names])
+        self.table = np.array(rows, dtype=np.float64).reshape(self.n, len(self.stat_names))
+
+    def sample(self, record: dict[str, Any]) -> Mapping[str, float]:
+        raise NotImplementedError
+
+    def corpus(self, table: np.ndarray) -> dict[str, float]:
+        means = table.mean(axis=0)
+        return {name: float(means[self.stat_names.index(name)]) for name in self.names}
+
+    def score(self, idx):
+        return self.corpus(self.table[idx])
+
+    def closed_form_stderr(self):
+        if type(self).corpus is not SampleCorpusMetric.corpus:
+            return None
+        return {name: mean_stderr(self.table[:, self.stat_names.index(name)]) for name in self.names}
+
+    def per_sample(self):
+        return [{k: float(v) for k, v in zip(self.stat_names, row)} for row in self.table]
 
 
 def mean_stderr(x: np.ndarray) -> float:

@@ -17,6 +17,7 @@ from .base import Scorer
 
 class Perplexity(Scorer):
     names = ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity")
+    kinds = ("perplexity",)
     higher_is_better = False
     scale = "ratio"
 

@@ -109,27 +109,13 @@ class _Fields:
 
 
 def parse_task(raw: Any, where: str) -> TaskSpec:
-    from ..metrics import metric_names  # names only; no metric code is imported here
-
     top = _Fields(raw, where, "")
     top.check_keys(_TOP_KEYS)
     kind = top.get("kind", str, required=True)
     if kind not in KINDS:
         top.fail(f"unknown kind '{kind}' (use one of: {', '.join(KINDS)})", "kind")
     dataset = _parse_dataset(top.sub("dataset") or top.fail("is required", "dataset"))
-
-    metrics = []
-    raw_metrics = top.get("metrics", list, required=True)
-    if not raw_metrics:
-        top.fail("must list at least one metric", "metrics")
-    known = metric_names(kind)
-    for i, item in enumerate(raw_metrics):
-        m = _Fields({"name": item} if isinstance(item, str) else item, where, f"metrics[{i}]")
-        m.check_keys({"name", "options"})
-        name = m.get("name", str, required=True)
-        if name not in known:
-            m.fail(f"unknown metric '{name}' for kind {kind} (known: {', '.join(known)})", "name")
-        metrics.append(MetricSpec(name=name, options=m.scalar_map("options", lists=True)))
+    metrics = _parse_metrics(top, kind, str(Path(where).parent))
 
     fewshot_f = top.sub("fewshot")
     fewshot = FewShotSpec()
@@ -185,6 +171,68 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
     return spec
 
 
+def _parse_metrics(top: _Fields, kind: str, base_dir: str) -> list[MetricSpec]:
+    """Each metric's family, reported name and options, checked against what the family declares."""
+    from ..metrics import EVALUATE, metric_class, metric_names, metric_targets  # classes only, no metric library
+    from ..metrics.evaluate_bridge import local_module, looks_like_path, module_base
+    from ..metrics.naming import METRIC_NAME
+    from ..metrics.options import option_problems
+
+    raw_metrics = top.get("metrics", list, required=True)
+    if not raw_metrics:
+        top.fail("must list at least one metric", "metrics")
+    metrics: list[MetricSpec] = []
+    reported: dict[str, int] = {}  # reported name (or name prefix) -> index of the metric that reports it
+    for i, item in enumerate(raw_metrics):
+        m = _Fields({"name": item} if isinstance(item, str) else item, top.where, f"metrics[{i}]")
+        module = None
+        if EVALUATE in m.data:
+            m.check_keys({EVALUATE, "options", "as", "higher_is_better"})
+            name, module = EVALUATE, m.get(EVALUATE, str, required=True)
+            if not module.strip() or "\x00" in module:
+                m.fail("must name an evaluate module: a script path relative to the task file, or a hub id", EVALUATE)
+            if looks_like_path(module) and local_module(module, base_dir) is None:
+                m.fail(f"evaluate module '{module}' not found (looked for {Path(base_dir) / module})", EVALUATE)
+        else:
+            m.check_keys({"name", "options", "as"})
+            name = m.get("name", str, required=True)
+        cls = _metric_class(m, name, metric_class) if name in metric_targets() else None
+        if cls is None or kind not in cls.kinds or (name == EVALUATE and not module):
+            known = ", ".join(n for n in metric_names(kind) if n != EVALUATE)
+            hint = "; an evaluate module is {evaluate: PATH_OR_ID}" if name == EVALUATE and not module else ""
+            m.fail(f"unknown metric '{name}' for kind {kind} (known: {known}){hint}", EVALUATE if module else "name")
+        options = m.scalar_map("options", lists=True)
+        if cls.OPTIONS is not None:
+            for key, problem in option_problems(cls.OPTIONS, options):
+                m.fail(problem, f"options.{key}")
+        alias = m.get("as", str)
+        if alias is not None and not METRIC_NAME.fullmatch(alias):
+            m.fail(f"'{alias}' is not a metric name: start with a letter, then letters, digits, '_' or '-'", "as")
+        base = alias or (module_base(module) if module else None)
+        if module and not METRIC_NAME.fullmatch(base or ""):
+            m.fail(f"'{base}' is not a metric name; give the module a name with `as:`", EVALUATE)
+        spec = MetricSpec(name=name, options=options, alias=alias, module=module, base_dir=base_dir,
+                          higher_is_better=m.get("higher_is_better", bool) if module else None)
+        for root in ([base] if base else cls.names):
+            if root in reported:
+                j = reported[root]
+                if metrics[j].to_dict() == spec.to_dict():
+                    m.fail(f"metric '{spec.label}' is listed twice (also metrics[{j}]); remove one")
+                suffix = next((str(v) for v in options.values() if METRIC_NAME.fullmatch(f"x{v}")), str(i))
+                m.fail(f"'{root}' is already reported by metrics[{j}]; give this one its own name with `as:` "
+                       f"(e.g. as: {root}_{suffix})")
+            reported[root] = i
+        metrics.append(spec)
+    return metrics
+
+
+def _metric_class(m: _Fields, name: str, metric_class: Any) -> Any:
+    try:
+        return metric_class(name)
+    except EvalkitError as err:
+        m.fail(str(err), "name")
+
+
 def _check_kind_fields(spec: TaskSpec, top: _Fields) -> None:
     if spec.kind == "multiple_choice":
         if len(spec.choices) < 2:
@@ -193,13 +241,14 @@ def _check_kind_fields(spec: TaskSpec, top: _Fields) -> None:
             top.fail(f"has {len(spec.labels)} labels for {len(spec.choices)} choices", "labels")
         if not spec.doc_to_target:
             top.fail("is required for multiple_choice (a template giving the gold label or index)", "doc_to_target")
-        for metric in spec.metrics:
-            pos = metric.options.get("positive")
-            if pos is not None and str(pos) not in spec.label_names:
-                top.fail(f"positive label '{pos}' is not one of the labels {list(spec.label_names)}", "metrics")
     elif spec.kind == "generate":
         if not spec.doc_to_target and not spec.references_field:
             top.fail("a generate task needs doc_to_target or references_field", "doc_to_target")
+    from ..metrics import metric_class
+
+    for i, metric in enumerate(spec.metrics):
+        if (problem := metric_class(metric.name).check_options(metric.options, spec.label_names)) is not None:
+            top.fail(problem, f"metrics[{i}].options")
 
 
 def _parse_dataset(f: _Fields) -> DatasetSpec:
@@ -212,7 +261,7 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
         s.check_keys({"test_set", "langpair"})
         sacre = SacrebleuSource(test_set=s.get("test_set", str, required=True), langpair=s.get("langpair", str, required=True))
     if (lf := f.sub("local")) is not None:
-        lf.check_keys({"path", "format", "split_on", "text_field", "label_field", "source", "references"})
+        lf.check_keys({"path", "format", "split_on", "text_field", "label_field", "source", "references", "files"})
         fmt = lf.get("format", str, required=True)
         if fmt not in LOCAL_FORMATS:
             lf.fail(f"unknown format '{fmt}' (use one of: {', '.join(LOCAL_FORMATS)})", "format")
@@ -227,12 +276,20 @@ def _parse_dataset(f: _Fields) -> DatasetSpec:
             path=path, format=fmt, split_on=split_on,
             text_field=lf.get("text_field", str, "text"), label_field=lf.get("label_field", str, "label"),
             source=lf.relative_path("source"), references=lf.strings("references"),
+            files={str(k): str(v) for k, v in lf.scalar_map("files", lists=False).items()},
         )
         for ref in local.references:
             if not _inside(ref):
                 lf.fail(f"'{ref}' must be a relative path inside the data directory (no '..')", "references")
         if fmt == "parallel" and (not local.source or not local.references):
             lf.fail("format 'parallel' needs 'source' and 'references' files", "source")
+        for label, name in local.files.items():
+            if not _inside(name) or len(Path(name).parts) != 1:
+                lf.fail(f"'{name}' must be a file name inside the folder 'path' (no '/' or '..')", f"files.{label}")
+        if fmt == "label_lines" and len(local.files) < 1:
+            lf.fail("format 'label_lines' needs 'files': {LABEL: FILE, ...}, one example per line of each file", "files")
+        if local.files and fmt != "label_lines":
+            lf.fail(f"'files' is for format 'label_lines', not '{fmt}'", "files")
     if not (hub or sacre or local):
         f.fail("needs at least one of hub, sacrebleu or local")
     return DatasetSpec(hub=hub, sacrebleu=sacre, local=local)

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import EvalkitError
 
 KINDS = ("multiple_choice", "generate", "perplexity")
-LOCAL_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "folders", "parallel")
+LOCAL_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "folders", "parallel", "label_lines", "squad")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class LocalSource:
     label_field: str = "label"  # folders: the field that holds the folder name
     source: str | None = None  # parallel: source file, relative to path
     references: tuple[str, ...] = ()  # parallel: reference files, relative to path
+    files: dict[str, str] = field(default_factory=dict)  # label_lines: {label: file}, files relative to path
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,28 @@ class GenerationSpec:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    name: str
+    name: str  # the family (accuracy, f1, rouge, ..., a plugin's name, or "evaluate")
     options: dict[str, Any] = field(default_factory=dict)
+    alias: str | None = None  # YAML `as:`: the name the values are reported under
+    module: str | None = None  # YAML `evaluate:`: a local evaluate module path (relative to the task file) or a hub id
+    higher_is_better: bool | None = None  # evaluate modules only: the direction their values improve in (default true)
+    base_dir: str = field(default="", compare=False)  # the task file's folder, where a module path is resolved
+
+    def to_dict(self) -> dict[str, Any]:
+        """As written in results.json (and hashed): keys that are unset are left out."""
+        out: dict[str, Any] = {"name": self.name, "options": dict(self.options)}
+        if self.alias:
+            out["as"] = self.alias
+        if self.module:
+            out["evaluate"] = self.module
+        if self.higher_is_better is not None:
+            out["higher_is_better"] = self.higher_is_better
+        return out
+
+    @property
+    def label(self) -> str:
+        """How `evalkit tasks` lists it."""
+        return self.alias or (f"evaluate:{self.module}" if self.module else self.name)
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,10 @@ class TaskSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source_file")
+        data["metrics"] = [m.to_dict() for m in self.metrics]
+        local = data["dataset"].get("local")
+        if local is not None and not local["files"]:
+            del local["files"]  # unset: left out, so the config hash of existing tasks stays the same
         return data
 
     @property

@@ -26,34 +26,11 @@ from ...requests import (
 from ..base import Adapter, Progress
 from .generation import CACHE_MODES, Generator, generate_greedy
 from .loading import load_model
-from .scoring import score_token_pairs
-from .tokens import encode_text
+from .scoring import decided_scoring_path, score_token_pairs
+from .tokens import encode_pair, encode_text, prefix_token_id, rolling_windows
 
 _DTYPES = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-
-
-def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> list[tuple[list[int], list[int]]]:
-    """lm-eval's get_rolling_token_windows(context_len=1) + make_disjoint_window.
-
-    Every token is predicted exactly once; the first window is conditioned on the prefix token,
-    later full windows on the one token before them, and the last partial window on as much
-    preceding text as fits.
-    """
-    if not tokens:
-        return []
-    windows = []
-    first = min(max_len, len(tokens))
-    windows.append(([prefix] + tokens[: first - 1], tokens[:first]))
-    done = first
-    while done < len(tokens):
-        n = min(len(tokens) - done, max_len)
-        end = done + n
-        inp = tokens[max(0, end - max_len - 1): end - 1]
-        cont = tokens[end - n: end]
-        windows.append((inp, cont))
-        done = end
-    return [(inp[: len(inp) - (len(cont) - 1)], cont) for inp, cont in windows]
 
 
 class HFCausalAdapter(Adapter):
@@ -69,17 +46,16 @@ class HFCausalAdapter(Adapter):
         if dtype not in _DTYPES:
             raise EvalkitError(f"--dtype must be one of {', '.join(_DTYPES)}, got '{dtype}'")
         self.device = _pick_device(device)
-        torch_dtype = _DTYPES[dtype]
-        if torch_dtype == "auto":
-            torch_dtype = torch.bfloat16 if self.device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
         _quiet_transformers()
-        self.model, self.tokenizer, self._identity = load_model(model, torch_dtype, trust_remote_code, revision)
+        # "auto" keeps the checkpoint's own dtype (as lm-eval does); the dtype used is recorded in the identity
+        self.model, self.tokenizer, self._identity = load_model(model, _DTYPES[dtype], trust_remote_code, revision)
+        self._identity["dtype_requested"] = dtype
         self.model.to(self.device).eval()
         self.dtype = str(self.model.dtype).replace("torch.", "")
         tok = self.tokenizer
         if tok.pad_token_id is None:
             tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
-        self.prefix_token_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.prefix_token_id = prefix_token_id(tok)
         self.max_length = int(max_length or _model_max_length(self.model, tok))
         self.plan = parse_batch_size(batch_size, self.device)
         self.truncated = 0
@@ -94,7 +70,8 @@ class HFCausalAdapter(Adapter):
     def run_stats(self) -> dict[str, Any]:
         return {"batch_size": self.plan.size, "final_batch_size": self.plan.final_size or self.plan.size,
                 "batch_size_auto": self.plan.auto, "oom_backoffs": self.plan.backoffs, "truncated_inputs": self.truncated,
-                "token_budget": self.plan.token_budget, "kv_cache": self.generator.cache_mode}
+                "token_budget": self.plan.token_budget, "kv_cache": self.generator.cache_mode,
+                "scoring_path": decided_scoring_path(self.model)}
 
     def _encode(self, text: str) -> list[int]:
         return encode_text(self.tokenizer, text)
@@ -105,14 +82,7 @@ class HFCausalAdapter(Adapter):
 
     # -- scoring ----------------------------------------------------------------------------------
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        if not context:
-            return [self.prefix_token_id], self._encode(continuation)
-        spaces = len(context) - len(context.rstrip())
-        if spaces:
-            context, continuation = context[:-spaces], context[-spaces:] + continuation
-        whole = self._encode(context + continuation)
-        ctx = self._encode(context)
-        return ctx, whole[len(ctx):]
+        return encode_pair(self.tokenizer, context, continuation, self.prefix_token_id)
 
     def _score(self, pairs: list[tuple[list[int], list[int]]], progress: Progress | None) -> list[tuple[float, bool]]:
         for ctx, cont in pairs:

