@@ -46,8 +46,12 @@ def test_preference_counts_ties_half_and_sign_tests_documents():
     from scipy.stats import binomtest
 
     assert q.p_value == pytest.approx(binomtest(1, 3, 0.5).pvalue)
-    # all wins: the interval is the Wilson interval on the number of documents, and stays inside [0, 1]
+    # one rating per document without ties: exactly the Wilson interval of wins out of n
     from statsmodels.stats.proportion import proportion_confint
+
+    plain = preference([1, 0, 1, 1, 0, 1, 1, 1, 0, 1], range(10))
+    assert (plain.ci_low, plain.ci_high) == pytest.approx(proportion_confint(7, 10, method="wilson"))
+    # all wins: the interval is the Wilson interval on the number of documents, and stays inside [0, 1]
 
     allwin = preference([1] * 10, range(10))
     assert (allwin.ci_low, allwin.ci_high) == pytest.approx(proportion_confint(10, 10, method="wilson"))

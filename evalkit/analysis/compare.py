@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import EvalkitError
 from ..metrics import Scorer, build_metric
+from .human_compare import HUMAN_NOTE, human_rows
 from .paired import CI_LEVEL, bootstrap_p_value, mcnemar_exact, paired_bootstrap, percentile_ci
 from ..results import RESULTS_FILE, find_runs, read_results, read_samples
 
@@ -169,12 +170,20 @@ def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, a
             b = _scorer(metric, base_records, labels, task, base)
             c = _scorer(metric, cand_records, labels, task, cand)
             pairs.append((task, b, c, [n for n in b.names if wanted is None or n in wanted]))
-    _check_names_used([(task, name) for task, _, _, names in pairs for name in names], wanted, tols)
+    human = [h for h in human_rows(base.path, base.run_id, cand.path, cand.run_id, shared) if wanted is None or h.metric in wanted]
+    _check_names_used([(task, name) for task, _, _, names in pairs for name in names] + [(h.task, h.metric) for h in human],
+                      wanted, tols)
     rows: list[MetricComparison] = []
     for task, b, c, names in pairs:
         if names:
             deltas = paired_bootstrap(b, c, iterations, seed)
             rows += [_compare_metric(task, name, b, c, deltas[name], alpha, _tolerance(tols, task, name)) for name in names]
+    notes += [HUMAN_NOTE] if human else []
+    for h in human:  # human ratings (see human_compare.py): the same verdicts and exit codes
+        tolerance = _tolerance(tols, h.task, h.metric)
+        verdict = _verdict(h.delta, h.p_value, True, tolerance.allowed(h.baseline), alpha)
+        rows.append(MetricComparison(h.task, h.metric, h.n, h.baseline, h.candidate, h.delta, h.ci_low, h.ci_high,
+                                     h.p_value, h.test, True, verdict, str(tolerance), verdict == REGRESSED, h.detail))
     return Comparison(base, cand, alpha, iterations, seed, rows, notes)
 
 
@@ -273,16 +282,18 @@ def _compare_metric(task: str, name: str, b: Scorer, c: Scorer, deltas: np.ndarr
         p_value, test_name = bootstrap_p_value(deltas), "paired bootstrap"
     ci_low, ci_high = percentile_ci(deltas)
     higher = b.higher_is_better_for(name)
-    worse_by = -delta if higher else delta
-    allowed = tolerance.allowed(base_value)
-    if not math.isfinite(p_value) or p_value >= alpha or delta == 0:
-        verdict = UNCHANGED if math.isfinite(p_value) else "not testable (non-finite values)"
-    elif worse_by < 0:
-        verdict = IMPROVED
-    else:
-        verdict = REGRESSED if worse_by > allowed else WITHIN
+    verdict = _verdict(delta, p_value, higher, tolerance.allowed(base_value), alpha)
     return MetricComparison(task, name, b.n, base_value, cand_value, delta, ci_low, ci_high, p_value, test_name,
                             higher, verdict, str(tolerance), verdict == REGRESSED, detail)
+
+
+def _verdict(delta: float, p_value: float, higher: bool, allowed: float, alpha: float) -> str:
+    worse_by = -delta if higher else delta
+    if not math.isfinite(p_value) or p_value >= alpha or delta == 0:
+        return UNCHANGED if math.isfinite(p_value) else "not testable (non-finite values)"
+    if worse_by < 0:
+        return IMPROVED
+    return REGRESSED if worse_by > allowed else WITHIN
 
 
 def _num(x: float, signed: bool = False, ref: float | None = None) -> str:

@@ -42,15 +42,29 @@ def human_metrics(human: dict[str, Any] | None, task: str) -> dict[str, dict[str
     return out
 
 
+def interval_text(metric: str, value: float, low: float, high: float) -> str | None:
+    """A human column's cell with its stored (asymmetric) 95% interval, 'value [low, high]'; None otherwise."""
+    if not metric.startswith(HUMAN_PREFIX) or not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    digits = 4 if abs(value) < 10 else 2
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def agreement_rows(runs: Iterable[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per (model, task, measure) with an agreement entry: runs are (model label, run_id, results)."""
-    rows = []
+    """One row per (model, task, measure) with an agreement entry: runs are (model label, run_id, results).
+
+    Rows with the same numbers (the preference between two models, seen from either side) are merged."""
+    rows: dict[tuple, dict[str, Any]] = {}
     for model, _run_id, results in runs:
         for task, block in sorted(((results.get("human") or {}).get("tasks") or {}).items()):
             for measure, a in block.get("agreement", {}).items():
-                rows.append({"model": model, "task": task, "measure": HUMAN_PREFIX + measure, **a,
-                             "kappa_text": _num(a.get("kappa")), "alpha_text": _num(a.get("alpha"))})
-    return rows
+                key = (task, measure, *sorted(a.items()))
+                if key in rows and measure == PREFERENCE:
+                    rows[key]["model"] += f" / {model}"
+                    continue
+                rows[key] = {"model": model, "task": task, "measure": HUMAN_PREFIX + measure, **a,
+                             "kappa_text": _num(a.get("kappa")), "alpha_text": _num(a.get("alpha"))}
+    return list(rows.values())
 
 
 def agreement_notes(rows: list[dict[str, Any]]) -> list[str]:
@@ -152,3 +166,39 @@ def _automatic(key: tuple, task: str, metric: str, sample_scores) -> float | Non
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
         return None
     return float(values[0]) if len(values) == 1 else float(values[0]) - float(values[1])
+
+
+def _shown_runs(shown: Any) -> list[tuple[str, str, Path, dict[str, Any]]]:
+    """(model label, run_id, run_dir, results) of the runs a leaderboard or report shows that carry ratings."""
+    from ..results import read_results
+
+    out = []
+    for run_dir, run_id, model in shown[["run_dir", "run_id", "model"]].drop_duplicates().itertuples(index=False):
+        results = read_results(run_dir)
+        if results.get("human"):
+            out.append((model, run_id, Path(run_dir), results))
+    return out
+
+
+def leaderboard_notes(shown: Any) -> list[str]:
+    """Notes under a leaderboard with human columns: what they are, rater agreement, Bradley-Terry ranking."""
+    runs = _shown_runs(shown)
+    if not runs:
+        return []
+    notes = [PREFERENCE_NOTE, *agreement_notes(agreement_rows((m, r, res) for m, r, _d, res in runs))]
+    for row in bradley_terry_rows({r: d for _m, r, d, _res in runs}, {r: m for m, r, _d, _res in runs}):
+        ranking = ", ".join(f"{x['model']} {x['strength']}" for x in row["ranking"])
+        notes.append(f"Bradley-Terry ranking from {row['n']} pairwise ratings of {row['task']} (log-strength): {ranking}.")
+    return notes
+
+
+def report_section(shown: Any) -> dict[str, Any] | None:
+    """The report's "Human ratings" section, or None when no shown run has ratings."""
+    runs = _shown_runs(shown)
+    if not runs:
+        return None
+    run_dirs = {r: d for _m, r, d, _res in runs}
+    return {"note": PREFERENCE_NOTE, "low_below": LOW_ALPHA,
+            "agreement": agreement_rows((m, r, res) for m, r, _d, res in runs),
+            "bradley_terry": bradley_terry_rows(run_dirs, {r: m for m, r, _d, _res in runs}),
+            "kendall": kendall_rows(run_dirs)}

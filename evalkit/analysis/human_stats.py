@@ -94,8 +94,9 @@ def preference(outcomes: Sequence[float], docs: Sequence[Hashable], level: float
 
 def preference_interval(outcomes: np.ndarray, docs: Sequence[Hashable], level: float = 0.95) -> tuple[float, float, float, float]:
     """(win rate, CI low, CI high, clustered SE): a Wilson score interval on the Kish effective sample size
-    n_eff = p(1 - p) / SE^2, capped at twice the number of ratings; with p = 0 or 1 (SE 0), n_eff is the
-    number of documents. One rating per document and no ties: about the plain Wilson interval."""
+    n_eff = p(1 - p) / V, V the clustered variance of the mean without its G/(G-1) factor, capped at twice
+    the number of ratings; with p = 0 or 1 (SE 0), n_eff is the number of documents. One rating per
+    document and no ties: n_eff = n, the plain Wilson interval."""
     from statsmodels.stats.proportion import proportion_confint
 
     rate, se = clustered_mean(outcomes, docs)
@@ -104,8 +105,8 @@ def preference_interval(outcomes: np.ndarray, docs: Sequence[Hashable], level: f
         n_eff = float(n_docs)
     elif se == 0:
         n_eff = 2.0 * len(outcomes)
-    else:
-        n_eff = min(rate * (1 - rate) / se ** 2, 2.0 * len(outcomes))
+    else:  # the variance without the small-sample factor G/(G-1): one rating per document gives n_eff = n exactly
+        n_eff = min(rate * (1 - rate) / (se ** 2 * (n_docs - 1) / n_docs), 2.0 * len(outcomes))
     low, high = proportion_confint(rate * n_eff, n_eff, alpha=1 - level, method="wilson")
     return rate, float(low), float(high), se
 

@@ -26,6 +26,7 @@ import pandas as pd
 from ..errors import EvalkitError
 from ..results import find_runs, read_results
 from ..summary import format_value
+from .human_report import human_metrics, interval_text, leaderboard_notes
 
 MISSING = "—"
 WIN_RATE = "win rate"
@@ -39,6 +40,7 @@ TIDY_COLUMNS = [
     "run_id", "created", "run_dir", "model", "model_spec", "model_location", "model_revision", "dtype", "device",
     "fewshot", "task", "metric", "value", "stderr", "n", "higher_is_better", "scale", "stderr_method",
     "task_hash", "task_config", "task_version", "task_fewshot", "seconds", "limit", "seed",
+    "ci_low", "ci_high",
 ]
 
 
@@ -75,7 +77,7 @@ def _tidy_rows(run_dir: Path, res: dict[str, Any]) -> list[dict[str, Any]]:
         task_config = (config.get("tasks") or {}).get(task) or {}
         spec = task_config.get("spec") or {}
         shots = None if spec.get("kind") == "perplexity" else (spec.get("fewshot") or {}).get("k")
-        for metric, m in (result.get("metrics") or {}).items():
+        for metric, m in {**(result.get("metrics") or {}), **human_metrics(res.get("human"), task)}.items():
             rows.append({
                 **base, "task": task, "metric": metric, "value": _number(m.get("value")),
                 "stderr": _number(m.get("stderr")), "n": result.get("n"),
@@ -83,6 +85,7 @@ def _tidy_rows(run_dir: Path, res: dict[str, Any]) -> list[dict[str, Any]]:
                 "stderr_method": m.get("stderr_method"), "task_hash": task_config.get("hash"),
                 "task_config": _config_without_shots(spec) or task_config.get("hash"),
                 "task_version": task_config.get("version"), "task_fewshot": shots, "seconds": result.get("seconds"),
+                "ci_low": _number(m.get("ci_low")), "ci_high": _number(m.get("ci_high")),
             })
     return rows
 
@@ -182,6 +185,7 @@ class Board:
     win_rate: pd.Series
     higher_is_better: dict[tuple[str, str], bool]
     note: str = WIN_RATE_NOTE
+    intervals: tuple[pd.DataFrame, pd.DataFrame] | None = None  # stored CI lows and highs (human columns)
 
     @property
     def columns(self) -> list[str]:
@@ -191,14 +195,20 @@ class Board:
         """How many of the shown tasks each row has a value for (the win rate covers only those)."""
         return self.values.notna().T.groupby(level="task").any().sum()
 
+    def interval(self, column: tuple[str, str], row: int) -> tuple[float, float]:
+        """The stored 95% interval of a cell (NaN, NaN when the column has none: value ± stderr applies)."""
+        if self.intervals is None:
+            return float("nan"), float("nan")
+        return float(self.intervals[0][column].iloc[row]), float(self.intervals[1][column].iloc[row])
+
     def display(self) -> pd.DataFrame:
         """Strings: 'value ± stderr', '—' where missing, and the win rate."""
         n_tasks = self.values.columns.get_level_values("task").nunique()
         cells = {WIN_RATE: [MISSING if pd.isna(w) else f"{w:.2f}" for w in self.win_rate],
                  TASKS: [f"{n}/{n_tasks}" for n in self.tasks_run()]}
         for label, column in zip(self.columns, self.values.columns):
-            cells[label] = [MISSING if pd.isna(v) else format_value(v, s)
-                            for v, s in zip(self.values[column], self.stderrs[column])]
+            cells[label] = [MISSING if pd.isna(v) else interval_text(column[1], v, *self.interval(column, i))
+                            or format_value(v, s) for i, (v, s) in enumerate(zip(self.values[column], self.stderrs[column]))]
         out = pd.DataFrame(cells, index=self.values.index)
         return out.reset_index()
 
@@ -208,6 +218,8 @@ class Board:
         for label, column in zip(self.columns, self.values.columns):
             cells[label] = self.values[column].to_numpy()
             cells[f"{label} stderr"] = self.stderrs[column].to_numpy()
+            if self.intervals is not None and self.intervals[0][column].notna().any():
+                cells[f"{label} ci_low"], cells[f"{label} ci_high"] = (x[column].to_numpy() for x in self.intervals)
         return pd.DataFrame(cells, index=self.values.index).reset_index()
 
     def to_text(self) -> str:
@@ -251,11 +263,13 @@ def build_board(df: pd.DataFrame, sort: str | None = None, all_runs: bool = Fals
     stderrs = pivot(df, "stderr", all_runs)
     higher = {(t, m): bool(h) for t, m, h in df[["task", "metric", "higher_is_better"]].itertuples(index=False)}
     rates = win_rate(values, higher)
-    note = " ".join([WIN_RATE_NOTE, *config_warnings(df if all_runs else latest(df))])
+    shown = df if all_runs else latest(df)
+    note = " ".join([WIN_RATE_NOTE, *config_warnings(shown), *leaderboard_notes(shown)])
+    lows, highs = pivot(df, "ci_low", all_runs), pivot(df, "ci_high", all_runs)
     board = Board(values, stderrs, rates, higher, note)
     key, ascending = _sort_key(board, sort)
     order = key.sort_values(ascending=ascending, na_position="last", kind="stable").index
-    return Board(values.loc[order], stderrs.loc[order], rates.loc[order], higher, note)
+    return Board(values.loc[order], stderrs.loc[order], rates.loc[order], higher, note, (lows.loc[order], highs.loc[order]))
 
 
 def config_warnings(df: pd.DataFrame) -> list[str]:

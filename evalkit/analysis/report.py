@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import EvalkitError
+from .human_report import report_section
 from .leaderboard import MISSING, Board, build_board, latest, leaderboard
 from .report_charts import Z95, bar_chart, color
 from ..results import read_results, read_samples
@@ -45,7 +46,7 @@ def build_report(path: str | os.PathLike, all_runs: bool = False, max_chars: int
         "n_runs": len(runs), "n_superseded": tidy["run_id"].nunique() - len(runs),
         "n_models": shown["model"].nunique(), "n_tasks": shown["task"].nunique(),
         "n_samples": sum(len(s["samples"]) for s in sets), "table": _table(board, labels), "note": board.note,
-        "charts": _charts(board, labels, colors, shown), "runs": runs,
+        "charts": _charts(board, labels, colors, shown), "runs": runs, "human": report_section(shown),
     }
     return render(context, sets)
 
@@ -94,8 +95,10 @@ def _table(board: Board, labels: list[str]) -> dict[str, Any]:
             if pd.isna(v):
                 cells.append(None)
                 continue
-            d = _digits(v)
+            d, (low, high) = _digits(v), board.interval(column, i)
             ci = f"95% CI [{v - Z95 * s:.{d}f}, {v + Z95 * s:.{d}f}]" if not pd.isna(s) else ""
+            if not (pd.isna(low) or pd.isna(high)):  # a stored interval (human preference: Wilson)
+                ci = f"95% Wilson CI [{low:.{d}f}, {high:.{d}f}]"
             cells.append({"text": format_value(v, s), "ci": ci, "best": best[column] == i})
         rate = board.win_rate.iloc[i]
         rows.append({"label": label, "win_rate": MISSING if pd.isna(rate) else f"{rate:.2f}", "cells": cells,

@@ -29,8 +29,9 @@ def cmd_ratings_import(args: argparse.Namespace) -> int:
         human = done.human
         replaced = f", {done.replaced} replaced" if done.replaced else ""
         low = f"; LOW agreement: {', '.join(human['low_agreement'])}" if human.get("low_agreement") else ""
-        print(f"{done.run.path}: {done.added} ratings attached{replaced} ({done.total} in ratings.jsonl, "
-              f"{len(human.get('raters') or [])} raters){low}")
+        raters = len(human.get("raters") or [])
+        print(f"{done.run.path}: {done.added} rating{'s' if done.added != 1 else ''} attached{replaced} ({done.total} in "
+              f"ratings.jsonl, {raters} rater{'s' if raters != 1 else ''}){low}")
     return 0
 
 
