@@ -99,6 +99,62 @@ def test_leaderboard_shows_human_columns_with_intervals(rated, capsys):
     p = human["preference"]
     assert f"{p['value']:.4f} [{p['ci_low']:.4f}, {p['ci_high']:.4f}]" in table
     assert "Agreement, " in table and "Krippendorff's alpha" in table
+    low = [m for run in (a, louder) for m, v in json.loads((run / "results.json").read_text())["human"]["tasks"]["xsum"]
+           ["agreement"].items() if v["low"]]
+    assert low and "LOW agreement" in table  # the two raters disagree on half the preferences
     assert main(["leaderboard", str(a.parent), "--sort", "human:fluency", "--format", "md"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "model" not in line]
     assert rows[0].startswith("| stories260K-hf ") and rows[1].startswith("| loud ")
+
+
+def test_report_kendall_tau_against_an_independent_computation(rated):
+    from scipy.stats import kendalltau
+
+    from evalkit.analysis.human_report import report_section
+    from evalkit.leaderboard import leaderboard
+
+    a, louder, _page, (r1, r2) = rated
+    section = report_section(leaderboard(a.parent))
+    rows = {(k["human"], k["metric"]): k for k in section["kendall"]}
+    assert set(rows) == {(h, m) for h in ("human:fluency", "human:preference") for m in ("rouge1", "rouge2", "rougeL", "rougeLsum")}
+    scores = {run: {str(s["doc_id"]): s["scores"] for s in map(json.loads, (d / "xsum.samples.jsonl").read_text().splitlines())}
+              for run, d in (("run-a", a), ("run-loud", louder))}
+    fluency = {}
+    for r in r1 + r2:
+        for side, run in r["sides"].items():
+            fluency.setdefault((run, str(r["doc_id"])), []).append(r["scores"][side]["fluency"])
+    keys = sorted(fluency)
+    expected = kendalltau([scores[run][doc]["rougeL"] for run, doc in keys], [np.mean(fluency[k]) for k in keys])
+    row = rows[("human:fluency", "rougeL")]
+    assert row["n"] == len(keys) == 32 and row["tau"] == pytest.approx(expected.statistic)
+    assert row["p_value"] == pytest.approx(expected.pvalue) and row["ci_low"] <= row["tau"] <= row["ci_high"]
+    assert [a["measure"] for a in section["agreement"]].count("human:preference") == 1  # one row for the pair
+
+
+def test_bradley_terry_with_three_models(rated, tmp_path, capsys):
+    from evalkit.analysis.human_report import report_section
+    from evalkit.leaderboard import leaderboard
+
+    a, louder, _page, _ratings = rated
+    quiet = Path(shutil.copytree(a, a.parent / "run-quiet", ignore=shutil.ignore_patterns("ratings.jsonl")))
+    results = json.loads((quiet / "results.json").read_text())
+    results.update(run_id="run-quiet")
+    results.pop("human")
+    results["model"]["spec"] = "/ckpt/quiet"
+    (quiet / "results.json").write_text(json.dumps(results))
+    edit_samples(quiet / "xsum.samples.jsonl", lambda _i, row: row.update(prediction=row["prediction"].lower()))
+    # quiet beats both others on most documents; a beats loud (already attached)
+    for other in (a, louder):
+        page = build_review([quiet, other], n=10, seed=9)[1]
+        ratings = [make_rating(page, item, "r3", preference=next(o["side"] for o in item["outputs"]
+                                                                 if (o["run"] == "run-quiet") == (k % 5 != 0)))
+                   for k, item in enumerate(page["items"])]
+        path = tmp_path / f"r3-{other.name}.json"
+        path.write_text(json.dumps(export_document(page, "r3", ratings)))
+        assert main(["ratings", "import", str(path), "--into", str(quiet), "--into", str(other)]) == 0
+    capsys.readouterr()
+    section = report_section(leaderboard(a.parent))
+    (bt,) = section["bradley_terry"]
+    assert [r["model"] for r in bt["ranking"]] == ["quiet", "stories260K-hf", "loud"] and bt["n"] == 32 + 20
+    assert main(["leaderboard", str(a.parent), "--metrics", "human:preference"]) == 0
+    assert "Bradley-Terry ranking from 52 pairwise ratings of xsum (log-strength): quiet +" in capsys.readouterr().out
