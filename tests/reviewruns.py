@@ -19,9 +19,18 @@ PAYLOAD = "<script>alert('xss')</script><img src=x onerror=alert(1)>"
 PAGE_N, PAGE_SEED = 6, 7
 
 
+_BUILT: dict[str, tuple] = {}  # each test module imports the fixture (its own definition): build the runs once
+
+
 @pytest.fixture(scope="session")
 def pair_runs(stories_adapter, tmp_path_factory):
-    """(root, run A dir, run B dir, the doc_id whose B output holds the payload)."""
+    """(root, run A dir, run B dir, the doc_id whose B output holds the payload). Tests copy before they write."""
+    if "runs" not in _BUILT:
+        _BUILT["runs"] = _build(stories_adapter, tmp_path_factory)
+    return _BUILT["runs"]
+
+
+def _build(stories_adapter, tmp_path_factory) -> tuple:
     from evalkit.analysis.review import build_review
     from evalkit.engine import RunOptions, evaluate
 
