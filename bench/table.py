@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-SIDES = ("evalkit", "lm-eval", "raw")
+SIDES = ("evalkit", "lm-eval", "raw", "evalkit-vllm", "lm-eval-vllm")
 
 
 def summarize(runs: list[dict[str, Any]], agreement: dict[tuple[str, str], str] | None = None) -> list[dict[str, Any]]:
@@ -39,13 +39,11 @@ def summarize(runs: list[dict[str, Any]], agreement: dict[tuple[str, str], str] 
 
 def _ratios(sides: dict[str, Any]) -> dict[str, Any]:
     """Speed ratios are throughput ratios (other side's time / evalkit's), so > 1 means evalkit is faster."""
-    ours = sides.get("evalkit")
     out: dict[str, Any] = {}
-    if not ours:
-        return out
-    for other, key in (("lm-eval", "vs_lm_eval"), ("raw", "vs_raw")):
-        theirs = sides.get(other)
-        if theirs:
+    for mine, other, key in (("evalkit", "lm-eval", "vs_lm_eval"), ("evalkit", "raw", "vs_raw"),
+                             ("evalkit-vllm", "evalkit", "vllm_vs_hf"), ("evalkit-vllm", "lm-eval-vllm", "vllm_vs_lm_eval_vllm")):
+        ours, theirs = sides.get(mine), sides.get(other)
+        if ours and theirs:
             out[key] = {"speed": theirs["infer_s"] / ours["infer_s"], "speed_wall": theirs["wall_s"] / ours["wall_s"],
                         "rss": ours["peak_rss_mb"] / theirs["peak_rss_mb"]}
     return out
@@ -64,13 +62,17 @@ def markdown(rows: list[dict[str, Any]], header: str) -> str:
             s = row["sides"].get(side)
             if not s:
                 continue
-            ratio = row.get("vs_lm_eval") if side == "lm-eval" else row.get("vs_raw") if side == "raw" else None
+            key = {"lm-eval": "vs_lm_eval", "raw": "vs_raw", "evalkit-vllm": "vllm_vs_hf", "lm-eval-vllm": "vllm_vs_lm_eval_vllm"}.get(side)
+            ratio = row.get(key) if key else None
             speed = f"{ratio['speed']:.2f}x (wall {ratio['speed_wall']:.2f}x)" if ratio else ""
+            if ratio and side == "evalkit-vllm":
+                speed = f"{speed} over evalkit hf-causal"
             rss = f"{ratio['rss']:.2f}" if ratio else ""
             lines.append(f"| {row['model']} | {row['workload']} | {side} | {_fmt(s['infer_s'], '.2f')} | {_fmt(s['wall_s'], '.2f')} "
                          f"| {_fmt(s['tokens_per_s'], ',.0f')} | {s['peak_rss_mb']:,.0f} | {_fmt(s['score'], '.4f')} | {speed} | {rss} |")
     lines += ["", "Speed-up: the other side's model time / evalkit's (medians over repeats; > 1: evalkit is faster); "
-              "wall: the same for the whole evaluation call. RSS ratio: evalkit's peak / the other side's (medians)."]
+              "wall: the same for the whole evaluation call. RSS ratio: evalkit's peak / the other side's (medians). "
+              "On the lm-eval-vllm row evalkit means evalkit-vllm; the evalkit-vllm row compares it with evalkit hf-causal."]
     agreements = [f"- {r['model']} {r['workload']}: {r['agreement']}" for r in rows if r.get("agreement")]
     if agreements:
         lines += ["", "Agreement with evalkit:", *agreements]

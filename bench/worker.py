@@ -45,12 +45,25 @@ def _load(job: dict):
 
 def run_evalkit(job: dict) -> dict:
     from evalkit.adapters.hf.causal import HFCausalAdapter
+
+    return _evalkit(job, HFCausalAdapter(model=job["spec"], dtype=job["dtype"], device=job["device"],
+                                         batch_size=job["batch_size"], max_length=job["max_length"]))
+
+
+def run_evalkit_vllm(job: dict) -> dict:
+    """evalkit's vllm adapter; vLLM's context is one token longer, so its scoring prompt (context + continuation)
+    holds max_length inputs plus the last target, exactly hf-causal's windows."""
+    from evalkit.adapters.vllm import VLLMAdapter
+
+    return _evalkit(job, VLLMAdapter(model=job["vllm_spec"], dtype=job["dtype"], max_model_len=job["max_length"] + 1,
+                                     enforce_eager=not job["device"].startswith("cuda"), **job.get("vllm_args", {})))
+
+
+def _evalkit(job: dict, adapter) -> dict:
     from evalkit.engine import RunOptions, evaluate, prepare_task
     from evalkit.results import read_samples
     from evalkit.tasks import resolve_task
 
-    adapter = HFCausalAdapter(model=job["spec"], dtype=job["dtype"], device=job["device"],
-                              batch_size=job["batch_size"], max_length=job["max_length"])
     work = WORKLOADS[job["workload"]]
     base = rss_mb()
     with tempfile.TemporaryDirectory() as out:
@@ -91,12 +104,27 @@ def _work_tokens(adapter, prepared, samples, job) -> int:
 
 
 def run_lm_eval(job: dict) -> dict:
-    from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     model, tok = _load(job)
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=job["batch_size"], max_length=job["max_length"])
+    return _lm_eval(job, HFLM(pretrained=model, tokenizer=tok, batch_size=job["batch_size"], max_length=job["max_length"]))
+
+
+def run_lm_eval_vllm(job: dict) -> dict:
+    """lm-eval's own vLLM backend on the same safetensors folder, context and KV-cache budget as evalkit's."""
+    from lm_eval.models.vllm_causallms import VLLM
+
+    args = dict(job.get("vllm_args", {}))
+    if job["device"] == "cpu":
+        args.setdefault("kv_cache_memory_bytes", 512 * 2**20)  # evalkit's CPU default
+    return _lm_eval(job, VLLM(pretrained=job["vllm_spec"], dtype=job["dtype"], max_model_len=job["max_length"] + 1,
+                              batch_size="auto", enforce_eager=not job["device"].startswith("cuda"), **args))
+
+
+def _lm_eval(job: dict, lm) -> dict:
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
     timer = {"s": 0.0}
     for method in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
         setattr(lm, method, _timed(getattr(lm, method), timer))
@@ -163,12 +191,13 @@ def run_raw(job: dict) -> dict:
     return {**out, "wall_s": wall, "infer_s": wall, "base_rss_mb": base}
 
 
-SIDES = {"evalkit": run_evalkit, "lm-eval": run_lm_eval, "raw": run_raw}
+SIDES = {"evalkit": run_evalkit, "lm-eval": run_lm_eval, "raw": run_raw,
+         "evalkit-vllm": run_evalkit_vllm, "lm-eval-vllm": run_lm_eval_vllm}
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> None:  # vLLM sides spawn their engine process, which imports this module: keep the guard below
     job = json.loads(Path(argv[0]).read_text())
-    if job.get("threads"):
+    if job.get("threads") and not job["side"].endswith("vllm"):  # vLLM binds its own threads (run.py sets them)
         import torch
 
         torch.set_num_threads(job["threads"])

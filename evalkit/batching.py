@@ -59,6 +59,23 @@ def parse_batch_size(value: str | int | None, device: str) -> BatchPlan:
     return BatchPlan(size=size)
 
 
+def plan_batches(lengths: Sequence[int], plan: BatchPlan) -> list[tuple[int, int]]:
+    """[start, end) of each batch: up to `size` rows, fewer when rows x longest length would pass the token budget."""
+    bounds, pos = [], 0
+    while pos < len(lengths):
+        bounds.append((pos, pos + _take(lengths, pos, plan.size, plan)))
+        pos = bounds[-1][1]
+    return bounds
+
+
+def _take(lengths: Sequence[int], pos: int, size: int, plan: BatchPlan) -> int:
+    take = min(size, len(lengths) - pos)
+    if plan.token_budget:
+        longest = max(lengths[pos:pos + take]) if take else 1
+        take = max(1, min(take, plan.token_budget // max(1, longest)))
+    return take
+
+
 def run_batches(
     items: Sequence[T],
     lengths: Sequence[int],
@@ -71,15 +88,38 @@ def run_batches(
 
     A batch takes up to `plan.size` rows, fewer when rows x longest length would pass the token
     budget. On out-of-memory the size halves and the same batch is retried (only when `plan.auto`).
+    Under torchrun the batches are planned the same way and dealt to the ranks (distributed.py).
     """
+    from .distributed import current, run_dealt
+
+    ranks = current()
+    if ranks is None:
+        return _run_local(items, lengths, plan, fn, on_done, empty_cache)
+    batches = [(list(items[a:b]), list(lengths[a:b])) for a, b in plan_batches(lengths, plan)]
+
+    def one(batch: tuple[list[T], list[int]]) -> list[R]:  # a rank that runs out of memory halves its own batch
+        sub = BatchPlan(size=len(batch[0]), auto=plan.auto)
+        out = _run_local(batch[0], batch[1], sub, fn, None, empty_cache)
+        plan.backoffs += sub.backoffs
+        return out
+
+    def done(batch: tuple[list[T], list[int]], out: list[R]) -> None:
+        if on_done:
+            on_done(batch[0], out)
+
     results: list[R] = []
+    for out in run_dealt(batches, ranks, one, done):
+        results.extend(out)
+    plan.final_size = plan.size
+    return results
+
+
+def _run_local(items, lengths, plan: BatchPlan, fn, on_done, empty_cache) -> list:
+    results: list = []
     pos = 0
     size = plan.size
     while pos < len(items):
-        take = min(size, len(items) - pos)
-        if plan.token_budget:
-            longest = max(lengths[pos:pos + take]) if take else 1
-            take = max(1, min(take, plan.token_budget // max(1, longest)))
+        take = _take(lengths, pos, size, plan)
         batch = list(items[pos:pos + take])
         try:
             out = fn(batch)

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, distributed
 from .adapters import Adapter, get_adapter_class
 from .adapters.caching import CachingAdapter, with_cache
 from .build import DocWork, build_work
@@ -73,7 +73,8 @@ def prepare_task(spec: TaskSpec, options: RunOptions, log=print) -> PreparedTask
 
 def make_adapter(options: RunOptions) -> Adapter:
     cls = get_adapter_class(options.adapter)
-    return cls(model=options.model, dtype=options.dtype, device=options.device, batch_size=options.batch_size,
+    distributed.check_adapter(cls)
+    return cls(model=options.model, dtype=options.dtype, device=distributed.device_for(options.device), batch_size=options.batch_size,
                trust_remote_code=options.trust_remote_code, **options.model_args)
 
 
@@ -158,6 +159,8 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
         progress.close()
     seconds = time.perf_counter() - start
     cache = adapter.take_call_stats() if isinstance(adapter, CachingAdapter) else None
+    if not distributed.is_main():  # under torchrun rank 0 scores and writes; the others only computed
+        return {}
     records = _records(spec, work, responses)
     metrics = score_records(spec, records, options.bootstrap_iters, options.seed, run_code=options.trust_remote_code)
     write_jsonl(samples_path(run_dir, spec.task), records)
@@ -187,6 +190,9 @@ def _note_truncation(task: str, result: dict[str, Any], max_length: Any, log) ->
 
 def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> tuple[Path, dict[str, Any]]:
     """Run every task; return the run directory and the results dict (also written to disk)."""
+    ranks = distributed.init_from_env()
+    if not distributed.is_main():
+        options, log = replace(options, progress=False), (lambda _msg: None)
     specs = [resolve_task(t) for t in options.tasks]
     prepared = [prepare_task(spec, options, log) for spec in specs]
     for spec in specs:
@@ -221,7 +227,8 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
     }
     for p in prepared:
         results["tasks"][p.spec.task] = task_result = run_task(p, adapter, options, run_dir)
-        _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
-        results["run"] = adapter.run_stats()
-        write_json(run_dir / RESULTS_FILE, results)
+        results["run"] = {**adapter.run_stats(), **(ranks.describe() if ranks else {"world_size": 1})}
+        if distributed.is_main():  # under torchrun the other ranks only computed
+            _note_truncation(p.spec.task, task_result, adapter.identity.get("max_length"), log)
+            write_json(run_dir / RESULTS_FILE, results)
     return run_dir, results

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Sequence
 
+from .. import distributed
 from ..cache import ResponseCache, model_hash, model_key, request_key
 from .base import Adapter, Progress
 
@@ -62,6 +63,9 @@ class CachingAdapter(Adapter):
     def _answer(self, kind: str, compute: Callable[..., list[Any]], requests: Sequence[Any], progress: Progress | None) -> list[Any]:
         keys = [request_key(self.model, kind, r, self.seed) for r in requests]
         found = self.cache.get_many(keys, kind)
+        agreed = distributed.agree_on_hits([key in found for key in keys])  # under torchrun: rank 0's view
+        if agreed != [key in found for key in keys]:
+            found = self._as_agreed(keys, agreed, found, kind)
         hits = sum(key in found for key in keys)
         _report_cached(progress, hits, len(requests))
         order = sorted(range(len(requests)), key=lambda i: (-_size(requests[i]), i))
@@ -80,7 +84,8 @@ class CachingAdapter(Adapter):
                 if len(answers) != len(todo):
                     raise RuntimeError(f"adapter {self.name} returned {len(answers)} responses for {len(todo)} requests")
                 fresh = [(keys[i], resp) for i, resp in zip(todo, answers)]
-                self.cache.put_many(self.model_hash, kind, fresh)
+                if distributed.is_main():  # under torchrun every rank holds the gathered answers; rank 0 writes
+                    self.cache.put_many(self.model_hash, kind, fresh)
                 found.update(fresh)
                 computed += len(todo)
             if progress and len(missing) > len(todo):
@@ -90,6 +95,16 @@ class CachingAdapter(Adapter):
             self.totals[name] += value
             self._last[name] += value
         return [found[key] for key in keys]
+
+
+    def _as_agreed(self, keys: list[str], agreed: list[bool], found: dict[str, Any], kind: str) -> dict[str, Any]:
+        """Keep exactly the cached answers rank 0 saw (it may have read before or after another writer)."""
+        wanted = {key for key, hit in zip(keys, agreed) if hit}
+        late = [key for key in wanted if key not in found]
+        found = {key: value for key, value in found.items() if key in wanted} | self.cache.get_many(late, kind)
+        if len(found) != len(wanted):
+            raise RuntimeError(f"the response cache {self.cache.path} lost {len(wanted) - len(found)} entries during the run")
+        return found
 
 
 def _report_cached(progress: Progress | None, hits: int, total: int) -> None:

@@ -9,7 +9,7 @@ from ..errors import EvalkitError
 from .base import Adapter
 
 GROUP = "evalkit.adapters"
-_BUILTIN = {"hf-causal": "evalkit.adapters.hf.causal:HFCausalAdapter"}
+_BUILTIN = {"hf-causal": "evalkit.adapters.hf.causal:HFCausalAdapter", "vllm": "evalkit.adapters.vllm:VLLMAdapter"}
 
 
 def _targets() -> dict[str, str]:

@@ -48,6 +48,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else (args.cache_dir or str(cache_root())),
     )
     run_dir, results = evaluate(options, log=lambda msg: print(msg, file=sys.stderr))
+    from .. import distributed
+
+    if not distributed.is_main():  # under torchrun rank 0 reports
+        return 0
     print(summary_table(results))
     cache = results.get("run", {}).get("cache")
     if cache:
@@ -145,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EvalkitError as err:
-        print(f"evalkit: error: {err}", file=sys.stderr)
+        if not getattr(err, "reported", False):  # a failing torchrun rank says it as soon as it knows
+            print(f"evalkit: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("evalkit: interrupted", file=sys.stderr)

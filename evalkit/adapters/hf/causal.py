@@ -27,7 +27,7 @@ from ..base import Adapter, Progress
 from .generation import CACHE_MODES, Generator, generate_greedy
 from .loading import load_model
 from .scoring import decided_scoring_path, score_token_pairs
-from .tokens import encode_pair, encode_text, prefix_token_id, rolling_windows
+from .tokens import document_windows, encode_pair, encode_text, prefix_token_id, rolling_windows
 
 _DTYPES = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -35,6 +35,7 @@ _DTYPES = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfl
 
 class HFCausalAdapter(Adapter):
     name = "hf-causal"
+    data_parallel = True  # its batches go through batching.run_batches: torchrun ranks share them
 
     def __init__(self, model: str | None = None, dtype: str = "auto", device: str = "auto",
                  batch_size: str | int | None = "auto", max_length: int | None = None,
@@ -100,14 +101,8 @@ class HFCausalAdapter(Adapter):
                 for (lp, greedy), (ctx, cont) in zip(scored, pairs)]
 
     def loglikelihood_rolling(self, requests: Sequence[RollingLoglikelihood], progress: Progress | None = None) -> list[RollingResponse]:
-        owners, pairs = [], []
-        token_counts = []
-        for i, r in enumerate(requests):
-            tokens = self._encode(r.text)
-            token_counts.append(len(tokens))
-            for pair in rolling_windows(tokens, self.prefix_token_id, self.max_length):
-                owners.append(i)
-                pairs.append(pair)
+        owners, pairs, token_counts = document_windows(self.tokenizer, [r.text for r in requests], self.prefix_token_id,
+                                                       self.max_length)
         scored = score_token_pairs(self.model, pairs, self.max_length, self.plan, self.device,
                                    _per_document(progress, len(requests), len(pairs)), self._empty_cache)
         totals = [0.0] * len(requests)

@@ -59,3 +59,15 @@ def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> list[tuple[
         windows.append((inp, cont))
         done = end
     return [(inp[: len(inp) - (len(cont) - 1)], cont) for inp, cont in windows]
+
+
+def document_windows(tokenizer, texts, prefix: int, max_len: int) -> tuple[list[int], list[tuple[list[int], list[int]]], list[int]]:
+    """Every document's rolling windows, flattened: (owner document of each window, the windows, tokens per document)."""
+    owners, pairs, counts = [], [], []
+    for i, text in enumerate(texts):
+        tokens = encode_text(tokenizer, text)
+        counts.append(len(tokens))
+        for pair in rolling_windows(tokens, prefix, max_len):
+            owners.append(i)
+            pairs.append(pair)
+    return owners, pairs, counts
