@@ -104,6 +104,11 @@ def read_samples(run_dir: str | os.PathLike, task: str) -> list[dict[str, Any]]:
     path = samples_path(Path(run_dir), task)
     if not path.is_file():
         raise EvalkitError(f"no samples file {path}; the run did not finish task '{task}'")
+    return read_jsonl(path)
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """Every line of a JSON-lines file (blank lines skipped); a bad line is one error naming file and line."""
     rows = []
     n = 0
     try:

@@ -192,6 +192,26 @@ class Browser:
             raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
 
+    def press(self, key: str) -> None:
+        """One real key press (keyDown with its text, then keyUp), as the keyboard sends it."""
+        down: dict[str, Any] = {"type": "keyDown", "key": key}
+        if len(key) == 1:
+            down["text"] = key
+        self.call("Input.dispatchKeyEvent", **down)
+        self.call("Input.dispatchKeyEvent", type="keyUp", key=key)
+
+    def type_text(self, text: str) -> None:
+        """Type into the focused element."""
+        self.call("Input.insertText", text=text)
+
+    def allow_downloads(self, folder: Path) -> None:
+        self.call("Page.setDownloadBehavior", behavior="allow", downloadPath=str(folder))
+
+    def reload(self, ready: str, timeout: float = 60.0) -> None:
+        self.call("Page.reload")
+        self.wait_event("Page.loadEventFired", timeout)
+        self.wait_for(ready, timeout)
+
     def screenshot(self, path: Path, full_page: bool = False) -> bytes:
         params: dict[str, Any] = {"format": "png"}
         if full_page:

@@ -27,6 +27,7 @@ from .gate import (  # noqa: F401  (re-exported: the public names of `evalkit co
     Tolerance, check_test_options, compare_scorers, decide, parse_tolerance, parse_tolerance_args,
 )
 from .paired import CI_LEVEL, paired_bootstrap
+from .human_compare import HUMAN_NOTE, human_rows
 
 FORMATS = ("table", "json", "md")
 
@@ -127,8 +128,9 @@ def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, a
             b = _scorer(metric, base_records, labels, task, base)
             c = _scorer(metric, cand_records, labels, task, cand)
             pairs.append((task, b, c, [n for n in b.names if wanted is None or n in wanted]))
+    human = [h for h in human_rows(base.path, base.run_id, cand.path, cand.run_id, shared) if wanted is None or h.metric in wanted]
     compared = [(task, name) for task, _, _, names in pairs for name in names]
-    _check_names_used(compared, wanted, tols)
+    _check_names_used(compared + [(h.task, h.metric) for h in human], wanted, tols)
     left_out, tokenizer_notes = tokenizer_check(base, cand, compared, wanted, same_counts)
     notes += tokenizer_notes
     rows: list[MetricComparison] = []
@@ -137,6 +139,13 @@ def compare_runs(baseline: str | os.PathLike, candidate: str | os.PathLike, *, a
         if names:
             deltas = paired_bootstrap(b, c, iterations, seed)
             rows += compare_scorers(task, b, c, names, deltas, lambda name, task=task: _tolerance(tols, task, name))
+    notes += [HUMAN_NOTE] if human else []
+    for h in human:  # human ratings (see human_compare.py): the same gate, adjustment and exit codes
+        tol = _tolerance(tols, h.task, h.metric)
+        margin = tol.allowed(h.baseline)
+        rows.append(MetricComparison(h.task, h.metric, h.n, h.baseline, h.candidate, h.delta, h.ci_low, h.ci_high,
+                                     h.p_value, h.test, True, str(tol), margin,
+                                     h.p_value if margin == 0 else h.p_at(margin), detail=h.detail))
     decide(rows, alpha, adjust, allow_untestable)
     return Comparison(base, cand, alpha, iterations, seed, rows, notes, adjust, allow_untestable)
 

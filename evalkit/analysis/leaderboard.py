@@ -30,6 +30,7 @@ import pandas as pd
 from ..errors import EvalkitError
 from ..results import find_runs, read_results
 from ..summary import format_value
+from .human_report import human_metrics, interval_text, leaderboard_notes
 
 MISSING = "—"
 WIN_RATE = "win rate"
@@ -106,7 +107,7 @@ def _tidy_rows(run_dir: Path, res: dict[str, Any]) -> list[dict[str, Any]]:
         sample = "" if not config.get("limit") else (
             " first" if config.get("limit_mode") == "first" else f" seed {config.get('seed')}")
         setup = f"task {task_config.get('hash')} dtype {model.get('dtype')} limit {config.get('limit')}{sample}"
-        for metric, m in (result.get("metrics") or {}).items():
+        for metric, m in {**(result.get("metrics") or {}), **human_metrics(res.get("human"), task)}.items():
             rows.append({
                 **base, "task": task, "metric": metric, "value": _number(m.get("value")),
                 "stderr": _number(m.get("stderr")), "n": result.get("n"),
@@ -246,6 +247,7 @@ class Board:
     higher_is_better: dict[tuple[str, str], bool]
     note: str = WIN_RATE_NOTE
     counts: pd.DataFrame | None = None  # documents (n) per cell
+    intervals: tuple[pd.DataFrame, pd.DataFrame] | None = None  # stored CI lows and highs (human columns)
 
     @property
     def columns(self) -> list[str]:
@@ -255,6 +257,12 @@ class Board:
         """How many of the shown tasks each row has a value for (the win rate covers only those)."""
         return self.values.notna().T.groupby(level="task").any().sum()
 
+    def interval(self, column: tuple[str, str], row: int) -> tuple[float, float]:
+        """The stored 95% interval of a cell (NaN, NaN when the column has none: value ± stderr applies)."""
+        if self.intervals is None:
+            return float("nan"), float("nan")
+        return float(self.intervals[0][column].iloc[row]), float(self.intervals[1][column].iloc[row])
+
     def display(self) -> pd.DataFrame:
         """Strings: 'value ± stderr', '—' where missing, and the win rate."""
         n_tasks = self.values.columns.get_level_values("task").nunique()
@@ -263,8 +271,9 @@ class Board:
         for label, column in zip(self.columns, self.values.columns):
             ns = self._counts(column)
             mixed = ns.dropna().nunique() > 1
-            cells[label] = [MISSING if pd.isna(v) else format_value(v, s) + (f" (n={int(n)})" if mixed and not pd.isna(n) else "")
-                            for v, s, n in zip(self.values[column], self.stderrs[column], ns)]
+            cells[label] = [MISSING if pd.isna(v) else (interval_text(column[1], v, *self.interval(column, i)) or format_value(v, s))
+                            + (f" (n={int(n)})" if mixed and not pd.isna(n) else "")
+                            for i, (v, s, n) in enumerate(zip(self.values[column], self.stderrs[column], ns))]
         out = pd.DataFrame(cells, index=self.values.index)
         return out.reset_index()
 
@@ -280,6 +289,8 @@ class Board:
             cells[label] = self.values[column].to_numpy()
             cells[f"{label} stderr"] = self.stderrs[column].to_numpy()
             cells[f"{label} n"] = self._counts(column).to_numpy()
+            if self.intervals is not None and self.intervals[0][column].notna().any():
+                cells[f"{label} ci_low"], cells[f"{label} ci_high"] = (x[column].to_numpy() for x in self.intervals)
         return pd.DataFrame(cells, index=self.values.index).reset_index()
 
     def to_text(self) -> str:
@@ -329,12 +340,15 @@ def build_board(df: pd.DataFrame, sort: str | None = None, all_runs: bool = Fals
     higher = {(t, m): bool(h) for t, m, h in df[["task", "metric", "higher_is_better"]].itertuples(index=False)}
     rates = win_rate(values, higher)
     shown = df if all_runs else preferred(df)
-    notes = [*config_warnings(shown), *setup_warnings(shown), *([] if all_runs else set_aside_notes(df, shown))]
+    notes = [*config_warnings(shown), *setup_warnings(shown), *([] if all_runs else set_aside_notes(df, shown)),
+             *leaderboard_notes(shown)]
     note = " ".join([WIN_RATE_NOTE, documents_note(shown), *notes])
+    lows, highs = pivot(df, "ci_low", all_runs), pivot(df, "ci_high", all_runs)
     board = Board(values, stderrs, rates, higher, note, counts)
     key, ascending = _sort_key(board, sort)
     order = key.sort_values(ascending=ascending, na_position="last", kind="stable").index
-    return Board(values.loc[order], stderrs.loc[order], rates.loc[order], higher, note, counts.loc[order])
+    return Board(values.loc[order], stderrs.loc[order], rates.loc[order], higher, note, counts.loc[order],
+                 (lows.loc[order], highs.loc[order]))
 
 
 def documents_note(shown: pd.DataFrame) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import EvalkitError
+from .human_report import report_section
 from .leaderboard import MISSING, Board, build_board, latest, leaderboard, pivot
 from .report_charts import Z95, _finite, bar_chart, color
 from ..results import read_results, read_samples
@@ -50,7 +51,7 @@ def build_report(path: str | os.PathLike, all_runs: bool = False, max_chars: int
         "n_runs": len(runs), "n_superseded": tidy["run_id"].nunique() - len(runs),
         "n_models": shown["model"].nunique(), "n_tasks": shown["task"].nunique(),
         "n_samples": sum(len(s["samples"]) for s in sets), "table": _table(board, labels, intervals), "note": board.note,
-        "charts": _charts(board, labels, colors, shown, intervals), "runs": runs,
+        "charts": _charts(board, labels, colors, shown, intervals), "runs": runs, "human": report_section(shown),
     }
     return render(context, sets)
 
@@ -126,7 +127,8 @@ def _table(board: Board, labels: list[str], intervals: dict[tuple[str, str], lis
             ci = ""
             if interval:
                 low, high, how = interval
-                ci = f"95% {'bootstrap ' if how == 'bootstrap' else ''}CI [{low:.{d}f}, {high:.{d}f}]"
+                stored = "Wilson " if column[1].startswith("human:") else "bootstrap "  # the human preference stores a Wilson interval
+                ci = f"95% {stored if how == 'bootstrap' else ''}CI [{low:.{d}f}, {high:.{d}f}]"
             cells.append({"text": format_value(v, s), "ci": ci, "best": best[column] == i})
         rate = board.win_rate.iloc[i]
         rows.append({"label": label, "win_rate": MISSING if pd.isna(rate) else f"{rate:.2f}", "cells": cells,

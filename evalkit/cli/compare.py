@@ -80,7 +80,8 @@ def register(subparsers) -> None:
     compare = subparsers.add_parser(
         "compare", help="paired significance test of a candidate run against a baseline run",
         description="Compare two runs on the documents they share: McNemar for accuracy, a paired bootstrap "
-                    "for corpus metrics. " + GATE + EXIT_CODES)
+                    "for corpus metrics; attached human ratings (evalkit ratings import): Wilcoxon signed-rank for "
+                    "rating scales, the sign test for preferences. " + GATE + EXIT_CODES)
     compare.add_argument("baseline", help="baseline run directory (holds results.json)")
     compare.add_argument("candidate", help="candidate run directory")
     compare.add_argument("--tasks", default="", help="comma-separated tasks to compare (default: all shared)")

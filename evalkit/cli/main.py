@@ -171,7 +171,7 @@ def _extensions() -> list[Callable[[Any], None]]:
     from importlib import import_module
 
     found = []
-    for module in ("leaderboard", "report", "compare", "metrics"):
+    for module in ("leaderboard", "report", "compare", "metrics", "review"):
         try:
             found.append(import_module(f"{__package__}.{module}").register)
         except ModuleNotFoundError as err:
