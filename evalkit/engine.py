@@ -85,11 +85,11 @@ class PreparedTask:
         return {**fmt, "chat_template_sha256": identity.get("chat_template_sha256")}
 
     def config_hash(self, identity: dict[str, Any]) -> str:
-        """The task's config hash; a chat run's also covers the chat options (not the model's template: that
-        is the model's, in its identity and the cache key), and a classifier run's the `input` template it reads."""
+        """The task's config hash; a chat run's also covers the chat options and the template's hash, and a
+        classifier run's the `input` template it reads."""
         extra: dict[str, Any] = {}
         if (fmt := self.prompt_format(identity)) is not None:
-            extra["prompt_format"] = {k: v for k, v in fmt.items() if k != "chat_template_sha256"}
+            extra["prompt_format"] = fmt
         if self.style.classifier_input and self.spec.kind == "multiple_choice":
             extra["classifier_input"] = self.spec.input
         if not extra:

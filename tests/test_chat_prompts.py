@@ -66,8 +66,6 @@ def test_chat_generation_and_perplexity():
 
 
 def test_chat_changes_the_config_hash_and_records_the_template_hash():
-    # the chat options are part of the task config; the template is the model's (in its identity and the
-    # cache key), so two chat models with different templates still share a task config for compare
     spec = resolve_task("sst2")
     opts = RunOptions(tasks=["sst2"], limit=2, data_dir=str(DATA))
     plain = prepare_task(spec, opts)
@@ -75,7 +73,7 @@ def test_chat_changes_the_config_hash_and_records_the_template_hash():
     ident_a, ident_b = {"chat_template_sha256": "a" * 64}, {"chat_template_sha256": "b" * 64}
     assert plain.config_hash(ident_a) == spec.config_hash and plain.prompt_format(ident_a) is None
     assert chat.config_hash(ident_a) != spec.config_hash
-    assert chat.config_hash(ident_a) == chat.config_hash(ident_b)  # another model's template: the same task config
+    assert chat.config_hash(ident_a) != chat.config_hash(ident_b)  # another template, another hash
     assert chat.prompt_format(ident_a)["chat_template_sha256"] == "a" * 64
     sys_prompt = prepare_task(spec, replace(opts, apply_chat_template=True, system_prompt="Be brief."))
     assert sys_prompt.config_hash(ident_a) != chat.config_hash(ident_a)

@@ -62,7 +62,7 @@ def check_same_config(task: str, base: RunRef, cand: RunRef, across_prompt_forma
 
 
 def _chat_options(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in (cfg.get("prompt_format") or {}).items() if k != "chat_template_sha256"}
+    return dict(cfg.get("prompt_format") or {})
 
 
 def describe_source(source: dict[str, Any]) -> str:
