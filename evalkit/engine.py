@@ -270,7 +270,7 @@ def run_task(prepared: PreparedTask, adapter: Adapter, options: RunOptions, run_
     }
 
 
-def _task_config(prepared: PreparedTask, identity: dict[str, Any]) -> dict[str, Any]:
+def task_config(prepared: PreparedTask, identity: dict[str, Any]) -> dict[str, Any]:
     """The task's entry in results.json's config: `spec_hash` (the task config, with any prompt format), the
     data and few-shot pool it read, and `hash` over all three (what compare and the leaderboard match on)."""
     spec_hash = prepared.config_hash(identity)
@@ -334,7 +334,7 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
         "config": {
             "limit": options.limit, "limit_mode": options.limit_mode, "fewshot": options.fewshot, "seed": options.seed, "batch_size": str(options.batch_size),
             "bootstrap_iters": options.bootstrap_iters, "data_dir": options.data_dir,
-            "tasks": {p.spec.task: _task_config(p, identity) for p in prepared},
+            "tasks": {p.spec.task: task_config(p, identity) for p in prepared},
         },
         "versions": versions(),
         "tasks": {},

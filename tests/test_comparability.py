@@ -10,7 +10,7 @@ import numpy as np
 
 from evalkit.analysis.compare import compare_runs
 from evalkit.cli import main
-from evalkit.engine import RunOptions, evaluate, prepare_task
+from evalkit.engine import RunOptions, evaluate, prepare_task, task_config
 from evalkit.provenance import doc_hash
 from evalkit.results import read_results
 from evalkit.tasks import resolve_task
@@ -33,14 +33,15 @@ def _shuffled_sst2(folder, seed: int = 90):
 def test_task_hash_covers_the_data_and_keeps_a_spec_hash(tmp_path):
     shuffled = _shuffled_sst2(tmp_path / "data")
     spec = resolve_task("sst2")
-    original = prepare_task(spec, RunOptions(tasks=["sst2"], limit=200, data_dir=str(DATA))).identity
-    moved = prepare_task(spec, RunOptions(tasks=["sst2"], limit=200, data_dir=str(shuffled))).identity
+    def config(data_dir):  # the task's entry in results.json's config (a plain run: no model identity needed)
+        return task_config(prepare_task(spec, RunOptions(tasks=["sst2"], limit=200, data_dir=str(data_dir))), {})
+
+    original, moved = config(DATA), config(shuffled)
     assert original["spec_hash"] == moved["spec_hash"] == spec.config_hash
     assert original["hash"] != moved["hash"] and original["data"]["sha256"] != moved["data"]["sha256"]
     assert original["data"]["rows"] == moved["data"]["rows"] == 872
     assert original["data"]["path"] == "sst2/dev.tsv" and original["fewshot_pool"] is None
-    again = prepare_task(spec, RunOptions(tasks=["sst2"], limit=200, data_dir=str(DATA))).identity
-    assert again == original
+    assert config(DATA) == original
 
 
 def test_shuffled_sst2_rows_106_of_200_golds_differ_and_compare_refuses(tmp_path, stories_adapter, one_thread, capsys):

@@ -21,6 +21,7 @@ from ...requests import RollingLoglikelihood, RollingResponse
 from ..base import Adapter, Progress
 from ..model_args import MAX_CONTEXT, ModelArg, check_model_args
 from .generation import Generator, generate_greedy
+from .labels import parse_label_map
 from .loading import load_model
 from .scoring import per_document
 from .tokens import document_windows, prefix_token_id
@@ -104,6 +105,27 @@ class HFAdapter(Adapter):
     def prompt(self, context: str, messages: Sequence[Message]) -> str:
         """What the model reads: the rendered conversation of a chat request, else the plain context."""
         return self.render_chat(messages) if messages else context
+
+
+class HFLabelledAdapter(HFAdapter):
+    """A model that answers with its own labels (`id2label`): a sequence or token classifier.
+
+    The labels map to the task's case-insensitively or through `--model-arg label_map=...` (labels.py);
+    the map changes the answers, so it is an adapter option of the identity and the cache key."""
+
+    model_args = {**COMMON_MODEL_ARGS,
+                  "label_map": ModelArg(str, "model label to task label, e.g. POSITIVE:positive,NEGATIVE:negative")}
+
+    def __init__(self, model: str | None = None, label_map: Any = None, **kwargs: Any):
+        self.label_map = parse_label_map(label_map)
+        super().__init__(model, **kwargs)
+        config = self.model.config
+        self.model_labels = [str(config.id2label[i]) for i in range(config.num_labels)]
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity, "labels": self.model_labels,
+                "adapter_options": {"label_map": self.label_map} if self.label_map else None}
 
 
 class HFLanguageModel(HFAdapter):

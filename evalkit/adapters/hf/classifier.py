@@ -19,34 +19,22 @@ from typing import Any, Sequence
 from ...errors import EvalkitError
 from ...requests import Loglikelihood, LoglikelihoodResponse, RollingLoglikelihood
 from ..base import Progress
-from ..model_args import ModelArg
-from .adapter import COMMON_MODEL_ARGS, HFAdapter
-from .labels import classifier_label_index, parse_label_map
+from .adapter import HFLabelledAdapter
+from .labels import classifier_label_index
 from .scoring import encoder_outputs, per_document
 
 
-class HFClassifierAdapter(HFAdapter):
+class HFClassifierAdapter(HFLabelledAdapter):
     name = "hf-classifier"
     auto_class = "AutoModelForSequenceClassification"
-    model_args = {**COMMON_MODEL_ARGS,
-                  "label_map": ModelArg(str, "model label to task label, e.g. POSITIVE:positive,NEGATIVE:negative")}
     request_types = frozenset({Loglikelihood})
     classifier_input = True
     truncation = "cut, keeping their beginning (the tokenizer's truncation, as the pipeline does)"
 
     def __init__(self, model: str | None = None, label_map: Any = None, **kwargs: Any):
-        self.label_map = parse_label_map(label_map)
-        super().__init__(model, **kwargs)
+        super().__init__(model, label_map=label_map, **kwargs)
         if self.tokenizer.truncation_side != "right":
             self.truncation = "cut to their end"
-        config = self.model.config
-        self.model_labels = [str(config.id2label[i]) for i in range(config.num_labels)]
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        # the label map changes the answers, so it is an adapter option of the cache key
-        return {**super().identity, "labels": self.model_labels,
-                "adapter_options": {"label_map": self.label_map} if self.label_map else None}
 
     def loglikelihood(self, requests: Sequence[Loglikelihood], progress: Progress | None = None) -> list[LoglikelihoodResponse]:
         if any(r.messages for r in requests):

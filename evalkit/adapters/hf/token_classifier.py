@@ -19,37 +19,26 @@ from typing import Any, Sequence
 from ...errors import EvalkitError
 from ...requests import TagWords, WordTags
 from ..base import Progress
-from ..model_args import ModelArg
-from .adapter import COMMON_MODEL_ARGS, HFAdapter
-from .labels import parse_label_map, tag_mapping
+from .adapter import HFLabelledAdapter
+from .labels import tag_mapping
 from .scoring import encoder_outputs, per_document
 
 OUTSIDE = "O"
 
 
-class HFTokenClassifierAdapter(HFAdapter):
+class HFTokenClassifierAdapter(HFLabelledAdapter):
     name = "hf-token-classifier"
     auto_class = "AutoModelForTokenClassification"
-    model_args = {**COMMON_MODEL_ARGS,
-                  "label_map": ModelArg(str, "model label to task label, e.g. POSITIVE:positive,NEGATIVE:negative")}
     request_types = frozenset({TagWords})
     truncation = "tagged in consecutive windows of whole words"
 
     def __init__(self, model: str | None = None, label_map: Any = None, **kwargs: Any):
-        self.label_map = parse_label_map(label_map)
-        super().__init__(model, **kwargs)
+        super().__init__(model, label_map=label_map, **kwargs)
         if not self.tokenizer.is_fast:
             raise EvalkitError(f"{self.name}: the model's tokenizer is not a fast (Rust) tokenizer, so words cannot be "
                                "aligned with their pieces; save the model with a tokenizer.json")
-        config = self.model.config
-        self.model_labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         self.room = self.max_length - self.tokenizer.num_special_tokens_to_add()
         self.pieceless_words = 0
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity, "labels": self.model_labels,
-                "adapter_options": {"label_map": self.label_map} if self.label_map else None}
 
     def run_stats(self) -> dict[str, Any]:
         return {**super().run_stats(), "words_without_pieces": self.pieceless_words}
