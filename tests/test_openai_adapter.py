@@ -114,6 +114,18 @@ def test_no_prompt_logprobs_is_refused(stub):
         served.loglikelihood([Loglikelihood("Once upon a time", " there")])
 
 
+def test_a_conversation_goes_to_the_chat_endpoint_without_the_chat_flag(stub):
+    """--apply-chat-template requests carry messages: generation sends them to /v1/chat/completions (issue 10)."""
+    served = OpenAIAdapter(model="stories", base_url=stub.base_url)
+    messages = (("system", "Be brief."), ("user", "Tell me a story."))
+    (out,) = served.generate([Generate("Tell me a story.", ("\n",), 12, messages=messages)])
+    assert stub.bodies[-1]["messages"] == [{"role": "system", "content": "Be brief."},
+                                           {"role": "user", "content": "Tell me a story."}]
+    assert "prompt" not in stub.bodies[-1] and isinstance(out.text, str)
+    (plain,) = served.generate([Generate("Tell me a story.", ("\n",), 12)])
+    assert "prompt" in stub.bodies[-1]  # a plain prompt still goes to /v1/completions
+
+
 def test_chat_generation(stub):
     served = OpenAIAdapter(model="stories", base_url=stub.base_url, chat="true")
     (out,) = served.generate([Generate("Tell me a story.", ("\n",), 12, messages=(("user", "Tell me a story."),))])

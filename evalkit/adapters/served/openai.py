@@ -143,9 +143,8 @@ class OpenAIAdapter(Adapter):
             return context
         if isinstance(self.tokenizer, LocalTokenizer):
             return self.tokenizer.render_chat(messages)
-        raise EvalkitError("openai: a chat conversation can be scored, or generated from /v1/completions, only "
-                           "once rendered: pass --model-arg tokenizer=PATH (with the model's chat template), or "
-                           "chat=true for generation (chat endpoints return no prompt log-probs)")
+        raise EvalkitError("openai: a chat conversation can be scored only once rendered here (chat endpoints return no "
+                           "prompt log-probs): pass --model-arg tokenizer=PATH, a folder with the model's chat template")
 
     def _score_one(self, r: Loglikelihood) -> tuple[LoglikelihoodResponse, int]:
         context = self._context(r.context, r.messages)
@@ -219,7 +218,10 @@ class OpenAIAdapter(Adapter):
         if r.until:
             common["stop"] = list(r.until)[:MAX_STOP_SEQUENCES]
         truncated = False
-        if self.options.chat:
+        # a conversation (--apply-chat-template) goes to the chat endpoint, where the server applies the model's
+        # template, unless a local tokenizer renders it here (then the text is hf-causal's exactly); chat=true
+        # sends plain prompts there too, as one user turn
+        if self.options.chat or (r.messages and not isinstance(self.tokenizer, LocalTokenizer)):
             messages = r.messages or (("user", r.context),)
             answer = self.client.post("/chat/completions", {**common, "messages": [{"role": role, "content": content}
                                                                                    for role, content in messages]})
