@@ -83,6 +83,18 @@ class VLLMAdapter(Adapter):
         tp = _positive_int("tensor_parallel_size", tensor_parallel_size)
         pp = _positive_int("pipeline_parallel_size", pipeline_parallel_size)
         dp = _positive_int("data_parallel_size", data_parallel_size)
+        # every argument is checked before vLLM is imported (a bad value is one line, even where vLLM is missing)
+        checked = {
+            "max_model_len": None if max_model_len is None else _positive_int("max_model_len", max_model_len),
+            "gpu_memory_utilization": None if gpu_memory_utilization is None
+            else _fraction("gpu_memory_utilization", gpu_memory_utilization),
+            "kv_cache_memory_bytes": None if kv_cache_memory_bytes is None
+            else _positive_int("kv_cache_memory_bytes", kv_cache_memory_bytes),
+            "enable_prefix_caching": None if enable_prefix_caching is None
+            else _flag("enable_prefix_caching", enable_prefix_caching),
+            "max_num_seqs": None if batch_size in (None, "", "auto") else _positive_int("--batch-size", batch_size),
+        }
+        eager = _flag("enforce_eager", enforce_eager)
         self.batch_invariant = _flag("batch_invariant", batch_invariant)
         if self.batch_invariant:
             os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vLLM when it is imported and when its engine starts
@@ -100,25 +112,16 @@ class VLLMAdapter(Adapter):
         folder, self._identity = _model_folder(model, revision)
         engine_args: dict[str, Any] = {
             "model": folder, "tokenizer": folder, "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype),
-            "tensor_parallel_size": tp, "pipeline_parallel_size": pp, "enforce_eager": _flag("enforce_eager", enforce_eager),
+            "tensor_parallel_size": tp, "pipeline_parallel_size": pp, "enforce_eager": eager,
             "trust_remote_code": bool(trust_remote_code), "seed": 0,
         }
         if revision and self._identity["source"] == "hub":
             engine_args["revision"] = revision
-        if max_model_len is not None:
-            engine_args["max_model_len"] = _positive_int("max_model_len", max_model_len)
-        if gpu_memory_utilization is not None:
-            engine_args["gpu_memory_utilization"] = _fraction("gpu_memory_utilization", gpu_memory_utilization)
-        if kv_cache_memory_bytes is not None:
-            engine_args["kv_cache_memory_bytes"] = _positive_int("kv_cache_memory_bytes", kv_cache_memory_bytes)
-        elif self.device == "cpu":
-            engine_args["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+        if checked["kv_cache_memory_bytes"] is None and self.device == "cpu":
+            checked["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
         if distributed_executor_backend:
             engine_args["distributed_executor_backend"] = distributed_executor_backend
-        if enable_prefix_caching is not None:
-            engine_args["enable_prefix_caching"] = _flag("enable_prefix_caching", enable_prefix_caching)
-        if batch_size not in (None, "", "auto"):
-            engine_args["max_num_seqs"] = _positive_int("--batch-size", batch_size)
+        engine_args.update({key: value for key, value in checked.items() if value is not None})
         self.engine_args = engine_args
         self.parallel = {"tensor_parallel_size": tp, "pipeline_parallel_size": pp, "data_parallel_size": dp}
         self._load_tokenizer(folder, bool(trust_remote_code))
