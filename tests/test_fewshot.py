@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 from evalkit.cli import main
-from evalkit.engine import RunOptions, prepare_task
+from evalkit.engine import RunOptions, prepare_task, task_config
 from evalkit.tasks import resolve_task
 
 from .conftest import DATA, ROOT
@@ -61,9 +61,10 @@ def test_another_fewshot_pool_changes_the_task_hash_not_the_spec_hash(tmp_path):
     (data / "train.tsv").write_text("\n".join(lines[:101]) + "\n", encoding="utf-8")
     small = prepare_task(resolve_task("sst2"), RunOptions(tasks=["sst2"], limit=8, fewshot=3, data_dir=str(tmp_path / "data")))
     full = _work(3)
-    assert small.identity["spec_hash"] == full.identity["spec_hash"]
-    assert small.identity["data"]["sha256"] == full.identity["data"]["sha256"]
-    assert small.identity["fewshot_pool"]["rows"] == 100 and small.identity["hash"] != full.identity["hash"]
+    small_cfg, full_cfg = task_config(small, {}), task_config(full, {})  # results.json's config entries
+    assert small_cfg["spec_hash"] == full_cfg["spec_hash"]
+    assert small_cfg["data"]["sha256"] == full_cfg["data"]["sha256"]
+    assert small_cfg["fewshot_pool"]["rows"] == 100 and small_cfg["hash"] != full_cfg["hash"]
 
 
 def test_a_task_without_a_fewshot_split_is_refused_before_the_model_loads(capsys):

@@ -239,7 +239,7 @@ def test_the_same_task_twice_runs_once(tmp_path, stories_adapter):
     ("colour=blue", "unknown model argument(s) colour"),
 ])
 def test_model_arguments_are_typed_and_range_checked_before_anything_loads(tmp_path, capsys, monkeypatch, arg, message):
-    import evalkit.adapters.hf.causal as causal
+    import evalkit.adapters.hf.adapter as causal  # where every HF kind loads its model
 
     monkeypatch.setattr(causal, "load_model", lambda *a, **k: pytest.fail("the model must not load"))
     code, line = _one_line(capsys, ["run", "--tasks", "wikitext2", "--limit", "1", "--data-dir", str(DATA),
