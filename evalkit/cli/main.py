@@ -114,12 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=os.environ.get("EVALKIT_MODEL", ""),
                      help="hub id, local folder or .gguf file (default: the bundled SmolLM2-135M-Instruct)")
     run.add_argument("--adapter", default="hf-causal",
-                     help="model adapter: hf-causal (default), hf-seq2seq, hf-classifier, hf-token-classifier, or one "
+                     help="model adapter: hf-causal (default), hf-seq2seq, hf-classifier, hf-token-classifier, "
+                          "vllm (make install-vllm), openai (a served model: --model-arg base_url=...), or one "
                           "registered by a package")
     run.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                      help="adapter argument, repeatable, typed and range-checked before the model loads "
                           "(hf-causal: max_length=N, revision=REV, kv_cache=auto|static|dynamic; classifiers: "
-                          "label_map=POSITIVE:positive,NEGATIVE:negative)")
+                          "label_map=POSITIVE:positive,NEGATIVE:negative; vllm and openai: see the README)")
     run.add_argument("--tasks", required=True, help="comma-separated task names or YAML paths")
     run.add_argument("--limit", type=_limit, default=None, help="evaluate a seeded random sample of N documents per task")
     run.add_argument("--limit-mode", choices=("random", "first"), default="random",
