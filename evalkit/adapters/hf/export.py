@@ -37,8 +37,11 @@ def export_model(spec: str | None, output: str | Path, overwrite: bool = False) 
     source = {"spec": spec or "smollm2-135m-instruct", "source": kind, "location": location}
     if (out / MARKER).is_file() and not overwrite:
         previous = json.loads((out / MARKER).read_text())
-        if previous.get("exported_from", {}).get("location") == location:
+        before = previous.get("exported_from", {})
+        if before.get("location") == location:
             return out
+        if kind in ("bundled", "gguf") and before.get("sha256") and before["sha256"] == file_sha256(Path(location)):
+            return out  # the same GGUF installed elsewhere (another checkout's venv): same bytes, same export
         raise EvalkitError(f"{out} holds an export of {previous.get('exported_from', {}).get('spec')!r}; "
                            "pass --overwrite or another --output")
     if out.exists() and not (out / MARKER).is_file() and any(out.iterdir()):
