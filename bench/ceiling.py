@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workloads import SEED  # noqa: E402
+from evalkit.adapters.hf.tokens import encode_text  # noqa: E402
 
 
 def _sync(device: str) -> None:
@@ -50,7 +51,7 @@ def perplexity(adapter, data_dir: str, docs: int, batch_sizes: list[int]) -> dic
     from evalkit.batching import BatchPlan
 
     pairs = [pair for w in _work("wikitext2", data_dir, docs)
-             for pair in rolling_windows(adapter._encode(w.requests[0].text), adapter.prefix_token_id, adapter.max_length)]
+             for pair in rolling_windows(encode_text(adapter.tokenizer, w.requests[0].text), adapter.prefix_token_id, adapter.max_length)]
     inputs = sorted(((ctx + cont)[:-1] for ctx, cont in pairs), key=len, reverse=True)
     tokens = sum(len(cont) for _, cont in pairs)
     model, device = adapter.model, adapter.device
@@ -91,7 +92,7 @@ def generation(adapter, data_dir: str, prompts: int, batch1_prompts: int, max_ne
     @torch.inference_mode()
     def batch1() -> None:
         for w in work[:batch1_prompts]:
-            ids = torch.tensor([adapter._encode(w.prompt)[-room:]], device=device)
+            ids = torch.tensor([encode_text(adapter.tokenizer, w.prompt)[-room:]], device=device)
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
                                  do_sample=False, pad_token_id=tok.pad_token_id)
             generated[0] += out.shape[1] - ids.shape[1]

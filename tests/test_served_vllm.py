@@ -63,7 +63,7 @@ def test_window_tokenizer_and_probe(served, reference):
     assert served.max_length == WINDOW and served.identity["server_context"] == 1024
     assert served.identity["prompt_format"] == "tokens" and served.identity["tokenizer"].endswith("/tokenize")
     for text in ("Sentence: a fine film\nSentiment:", " positive", "<|im_start|>user\nHi<|im_end|>", "héllo  wörld\n\n"):
-        assert encode_text(served.tokenizer.hf, text) == reference._encode(text)
+        assert encode_text(served.tokenizer.hf, text) == encode_text(reference.tokenizer, text)
     served._require_trust()
     assert served.probe.passed and served.probe.max_error < 1e-3, served.probe
 
@@ -115,7 +115,7 @@ def _near_tie(reference: HFCausalAdapter, prompt: str, served_text: str, hf_text
     a, b = tok.encode(served_text, add_special_tokens=False), tok.encode(hf_text, add_special_tokens=False)
     k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     room = reference.max_length - 64
-    ids = reference._encode(prompt)[-room:] + b[:k]
+    ids = encode_text(reference.tokenizer, prompt)[-room:] + b[:k]
     logprobs = reference.model(input_ids=torch.tensor([ids])).logits[0, -1].float().log_softmax(-1)
     ta, tb = (a[k] if k < len(a) else tok.eos_token_id), (b[k] if k < len(b) else tok.eos_token_id)
     gap = abs(float(logprobs[ta] - logprobs[tb]))
