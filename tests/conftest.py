@@ -67,3 +67,21 @@ def stories_run(tmp_path_factory, stories_adapter):
     options = RunOptions(tasks=ALL_TASKS, limit=40, data_dir=str(DATA), output=str(out), progress=False,
                          batch_size=16, model=str(STORIES))
     return evaluate(options, adapter=stories_adapter, log=lambda _m: None)
+
+
+@pytest.fixture(scope="session")
+def stub_model():
+    """stories260K behind the OpenAI-compatible stub (tests/openai_stub.py): loaded once, shared by the openai tests."""
+    from .openai_stub import StubModel
+
+    return StubModel(str(STORIES))
+
+
+@pytest.fixture
+def stub(stub_model):
+    """A fresh stub server per test (its fault queue, request log and counters start empty)."""
+    from .openai_stub import StubServer
+
+    server = StubServer(stub_model)
+    yield server
+    server.stop()

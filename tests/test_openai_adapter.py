@@ -19,21 +19,8 @@ from evalkit.errors import EvalkitError, ScoringRefused
 from evalkit.requests import Generate, Loglikelihood, RollingLoglikelihood
 
 from .conftest import DATA, STORIES
-from .openai_stub import StubModel, StubServer
 
 WINDOW = 510  # the stub reports stories260K's 512-token context; a window sends 511 tokens and asks for one more
-
-
-@pytest.fixture(scope="module")
-def stub_model():
-    return StubModel(str(STORIES))
-
-
-@pytest.fixture
-def stub(stub_model):
-    server = StubServer(stub_model)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,25 +21,12 @@ from evalkit.adapters.served.http import JsonClient, ServerError, parse_retry_af
 from evalkit.adapters.served.openai import OpenAIAdapter
 from evalkit.cache import CACHE_FILE
 from evalkit.engine import RunOptions, evaluate
-from evalkit.requests import Generate, Loglikelihood
+from evalkit.requests import Generate
 from evalkit.results import read_samples
 
-from .conftest import DATA, ROOT, STORIES
-from .openai_stub import StubModel, StubServer
+from .conftest import DATA, ROOT
 
 SECRET = "sk-evalkit-test-9f3b2c71d0e4a5"
-
-
-@pytest.fixture(scope="module")
-def stub_model():
-    return StubModel(str(STORIES))
-
-
-@pytest.fixture
-def stub(stub_model):
-    server = StubServer(stub_model)
-    yield server
-    server.stop()
 
 
 def _adapter(stub, **args):
