@@ -347,7 +347,6 @@ def evaluate(options: RunOptions, adapter: Adapter | None = None, log=print) -> 
                                  getattr(adapter, "truncation", "cut to their end"), log)
         except ScoringRefused as err:  # a served model that cannot be trusted to score; its generation tasks still run
             log(f"evalkit: error: task {p.spec.task} stopped: {err}")
-            results["tasks"].pop(p.spec.task, None)
             results.setdefault("refused_tasks", {})[p.spec.task] = str(err)
         results["run"] = {**adapter.run_stats(), **(ranks.describe() if ranks else {"world_size": 1})}
         if distributed.is_main():

@@ -45,7 +45,7 @@ def check_same_config(task: str, base: RunRef, cand: RunRef, across_prompt_forma
     b_spec, c_spec = b_cfg.get("spec_hash") or b_cfg["hash"], c_cfg.get("spec_hash") or c_cfg["hash"]
     if b_spec != c_spec and not across:
         fields = differences(b_cfg.get("spec"), c_cfg.get("spec")) + [
-            f"prompt_format.{f}" for f in differences(_chat_options(b_cfg), _chat_options(c_cfg))]
+            f"prompt_format.{f}" for f in differences(b_cfg.get("prompt_format") or {}, c_cfg.get("prompt_format") or {})]
         which = f"; differing fields: {', '.join(fields[:4])}" if fields else ""
         raise EvalkitError(f"cannot compare task '{task}': the runs used different task configs (baseline hash "
                            f"{b_spec}, candidate hash {c_spec}{which}); evaluate both with the same config")
@@ -59,10 +59,6 @@ def check_same_config(task: str, base: RunRef, cand: RunRef, across_prompt_forma
     if across and not parts:
         return None  # the hashes differ only by the prompt format
     return "the runs read different inputs: " + ("; ".join(parts) or "the task hashes differ")
-
-
-def _chat_options(cfg: dict[str, Any]) -> dict[str, Any]:
-    return dict(cfg.get("prompt_format") or {})
 
 
 def describe_source(source: dict[str, Any]) -> str:

@@ -45,7 +45,7 @@ TIDY_COLUMNS = [
     "run_id", "created", "run_dir", "model", "model_spec", "model_location", "model_revision", "dtype", "device",
     "fewshot", "task", "metric", "value", "stderr", "n", "higher_is_better", "scale", "stderr_method",
     "task_hash", "task_config", "task_version", "task_fewshot", "seconds", "limit", "seed", "complete",
-    "ci_low", "ci_high", "data_sha256", "setup",
+    "ci_low", "ci_high", "ci_method", "data_sha256", "setup",
 ]
 INCOMPLETE = " (incomplete)"
 
@@ -116,7 +116,8 @@ def _tidy_rows(run_dir: Path, res: dict[str, Any]) -> list[dict[str, Any]]:
                 "stderr_method": m.get("stderr_method"), "task_hash": task_config.get("hash"),
                 "task_config": _config_without_shots(spec) or task_config.get("hash"),
                 "task_version": task_config.get("version"), "task_fewshot": shots, "seconds": result.get("seconds"),
-                "ci_low": _number(m.get("ci_low")), "ci_high": _number(m.get("ci_high")), "data_sha256": data_sha,
+                "ci_low": _number(m.get("ci_low")), "ci_high": _number(m.get("ci_high")),
+                "ci_method": m.get("ci_method"), "data_sha256": data_sha,
                 "setup": setup,
             })
     return rows

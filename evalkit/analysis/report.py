@@ -50,7 +50,7 @@ def build_report(path: str | os.PathLike, all_runs: bool = False, max_chars: int
         "source": str(path), "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "n_runs": len(runs), "n_superseded": tidy["run_id"].nunique() - len(runs),
         "n_models": shown["model"].nunique(), "n_tasks": shown["task"].nunique(),
-        "n_samples": sum(len(s["samples"]) for s in sets), "table": _table(board, labels, intervals), "note": board.note,
+        "n_samples": sum(len(s["samples"]) for s in sets), "table": _table(board, labels, intervals, _interval_methods(tidy)), "note": board.note,
         "charts": _charts(board, labels, colors, shown, intervals), "runs": runs, "human": report_section(shown),
     }
     return render(context, sets)
@@ -109,7 +109,14 @@ def _intervals(board: Board, tidy: pd.DataFrame, all_runs: bool) -> dict[tuple[s
             for column in board.values.columns}
 
 
-def _table(board: Board, labels: list[str], intervals: dict[tuple[str, str], list[Interval | None]]) -> dict[str, Any]:
+def _interval_methods(tidy: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(task, metric) -> how its stored interval was computed (results' `ci_method`: percentile bootstrap, Wilson)."""
+    rows = tidy[["task", "metric", "ci_method"]].dropna()
+    return {(t, m): method for t, m, method in rows.itertuples(index=False)}
+
+
+def _table(board: Board, labels: list[str], intervals: dict[tuple[str, str], list[Interval | None]],
+           methods: dict[tuple[str, str], str]) -> dict[str, Any]:
     tasks: dict[str, int] = {}
     for task, _metric in board.values.columns:
         tasks[task] = tasks.get(task, 0) + 1
@@ -127,7 +134,7 @@ def _table(board: Board, labels: list[str], intervals: dict[tuple[str, str], lis
             ci = ""
             if interval:
                 low, high, how = interval
-                stored = "Wilson " if column[1].startswith("human:") else "bootstrap "  # the human preference stores a Wilson interval
+                stored = "Wilson " if methods.get(column) == "Wilson" else "bootstrap "
                 ci = f"95% {stored if how == 'bootstrap' else ''}CI [{low:.{d}f}, {high:.{d}f}]"
             cells.append({"text": format_value(v, s), "ci": ci, "best": best[column] == i})
         rate = board.win_rate.iloc[i]

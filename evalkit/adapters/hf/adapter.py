@@ -48,8 +48,9 @@ class HFAdapter(Adapter):
         # does not take them, so they are refused as unknown
         checked = check_model_args(type(self), {"max_length": max_length, "revision": revision, **unknown})
         max_length, revision = checked["max_length"], checked["revision"]
-        for name in set(checked) - {"max_length", "revision"}:
-            raise EvalkitError(f"{self.name}: model argument {name} is declared but not taken by this adapter")
+        untaken = sorted(set(checked) - {"max_length", "revision"})
+        if untaken:
+            raise EvalkitError(f"{self.name}: model argument(s) {', '.join(untaken)} declared but not taken by this adapter")
         if dtype not in DTYPES:
             raise EvalkitError(f"--dtype must be one of {', '.join(DTYPES)}, got '{dtype}'")
         self.device = pick_device(device)
