@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ RESPONSE_TYPES: dict[str, type] = {
     "generate": GenerateResponse,
     "tag_words": WordTags,
 }
+OPEN_WAIT_S = 60  # how long opening waits for other processes that are setting up the same cache
 _SAMPLING_FIELDS = ("do_sample", "temperature", "top_p", "top_k")
 
 
@@ -115,19 +117,38 @@ class ResponseCache:
         self.read_only = False  # True: a complete cache on read-only storage answers, and new responses are not kept
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=60)
-            self.journal_mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
-            self._check_version()
-            with self.conn:
-                self.conn.execute(
-                    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, kind TEXT NOT NULL,"
-                    " response TEXT NOT NULL, created REAL NOT NULL) WITHOUT ROWID")
-                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._open_for_writing()
         except (sqlite3.Error, OSError) as err:
             if not self._open_read_only():
                 raise EvalkitError(f"cannot open the response cache {self.path} ({err}); "
                                    "pass --cache-dir with a writable folder, delete the file, or use --no-cache") from None
+
+    def _open_for_writing(self) -> None:
+        """Connect, switch to WAL and create the table, retrying while another process does the same.
+
+        Processes that open a new cache at once (the ranks of a torchrun launch) race to switch it to
+        WAL; SQLite answers the losers "database is locked" at once, without waiting on the busy
+        timeout, so the setup is retried for up to OPEN_WAIT_S.
+        """
+        deadline = time.monotonic() + OPEN_WAIT_S
+        while True:
+            self.conn = sqlite3.connect(self.path, timeout=60)
+            try:
+                self.journal_mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
+                self._check_version()
+                with self.conn:
+                    self.conn.execute(
+                        "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, kind TEXT NOT NULL,"
+                        " response TEXT NOT NULL, created REAL NOT NULL) WITHOUT ROWID")
+                    self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                return
+            except sqlite3.OperationalError as err:
+                self.conn.close()
+                busy = "locked" in str(err) or "busy" in str(err)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1))
 
     def _check_version(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]

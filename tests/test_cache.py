@@ -165,6 +165,26 @@ def test_a_broken_cache_file_is_one_clear_error(tmp_path):
         ResponseCache(blocker / "sub")
 
 
+def test_opening_waits_while_another_process_sets_up_the_same_cache(tmp_path):
+    """The ranks of a torchrun launch open a new cache at once. While another connection holds the
+    write lock, SQLite refuses the switch to WAL at once ("database is locked", no busy wait); the
+    cache must wait for it rather than stop the run (a CI failure of the dying-rank test)."""
+    import threading
+
+    other = sqlite3.connect(tmp_path / CACHE_FILE, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # the write lock a peer holds while it creates the table
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        cache = ResponseCache(tmp_path)
+    finally:
+        release.join()
+        other.close()
+    assert cache.journal_mode == "wal" and not cache.read_only
+    cache.put_many("m", "loglikelihood", [("k", LoglikelihoodResponse(logprob=-1.0, is_greedy=True, n_tokens=1))])
+    assert cache.count() == 1
+
+
 def test_an_entry_that_no_longer_decodes_is_recomputed(tmp_path):
     inner = CountingAdapter()
     adapter = with_cache(inner, str(tmp_path), seed=1)
