@@ -16,15 +16,53 @@ from typing import Any, Callable, Iterator
 from .conftest import STORIES
 
 NOBODY = 65534
+_CAP_V3 = 0x20080522  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set
+_FILE_PERMISSION_BYPASS = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+def _capabilities(effective: int | None = None) -> int:
+    """This thread's effective capabilities (low word); with `effective`, set them first (Linux capset)."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(_CAP_V3, 0), (Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    if effective is not None:
+        data[0].effective = effective
+        if libc.capset(ctypes.byref(header), data) != 0:
+            raise OSError(ctypes.get_errno(), "capset")
+    return data[0].effective
 
 
 @contextlib.contextmanager
 def unprivileged() -> Iterator[None]:
-    """Run the block as an ordinary user when the tests run as root, so that a read-only folder is read-only.
+    """Run the block without root's file-permission bypass when the tests run as root, so that a
+    read-only folder is read-only.
 
-    Import what the block needs first: the interpreter's own files may not be readable by that user."""
+    On Linux the thread keeps uid 0 and drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: root's own
+    files stay readable through their owner bits, wherever the checkout sits (even under a 0700
+    folder, which user nobody cannot enter). Elsewhere the block runs as nobody; import what it
+    needs first, since the interpreter's own files may not be readable by that user."""
     if os.geteuid() != 0:
         yield
+        return
+    try:
+        before = _capabilities()
+        _capabilities(before & ~_FILE_PERMISSION_BYPASS)
+    except (AttributeError, OSError):
+        before = None
+    if before is not None:
+        try:
+            yield
+        finally:
+            _capabilities(before)
         return
     os.setegid(NOBODY)
     os.seteuid(NOBODY)

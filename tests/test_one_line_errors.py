@@ -66,7 +66,7 @@ class Case:
 
 
 def _read_only_output(c: Case) -> list[str]:
-    import evalkit.cachedir  # noqa: F401 - as nobody, the interpreter's own library may be out of reach: import first
+    import evalkit.cachedir  # noqa: F401 - unprivileged() may run as nobody, who may not reach the interpreter's library: import first
     import evalkit.engine  # noqa: F401
     import evalkit.summary  # noqa: F401
     from evalkit.cli.main import build_parser
